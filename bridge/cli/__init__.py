@@ -1,0 +1,45 @@
+"""The ``unitheory`` command line: one subcommand per module in ``bridge.cli``.
+
+The CLI lives in ``bridge`` because it is the only package allowed to import both ``theory`` and
+``empirics``. Each subcommand module exposes ``configure(parser)`` and ``execute(args) -> int`` and keeps
+its top-level imports light (heavy imports go inside ``execute``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+#: subcommand name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "ntk": ("bridge.cli.ntk", "empirical NTK of a built-in model: spectrum summary and timing"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unitheory",
+        description="Test explanations of deep-learning phenomena against broad theories.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).configure(sub_parser)
+        sub_parser.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(importlib.import_module(args._module).execute(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        print(f"unitheory {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Boundary checks shared by every unitheory package: one error style naming argument, expected, actual."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def check_option(name: str, value: Any, options: Iterable[Any], *, owner: str | None = None) -> Any:
+    """Return ``value`` if it is one of ``options``; else raise ``ValueError`` listing the valid ones."""
+    options = list(options)
+    if value not in options:
+        where = f" of {owner}" if owner else ""
+        valid = ", ".join(repr(o) for o in options)
+        raise ValueError(f"The {name!r} parameter{where} must be one of {valid}. Got {value!r} instead.")
+    return value
+
+
+def check_positive_int(name: str, value: Any, *, allow_none: bool = False, owner: str | None = None) -> Any:
+    """Return ``value`` if it is an int >= 1 (or None when allowed); else raise ``ValueError``."""
+    if value is None and allow_none:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        where = f" of {owner}" if owner else ""
+        expected = "a positive int" + (" or None" if allow_none else "")
+        raise ValueError(f"The {name!r} parameter{where} must be {expected}. Got {value!r} instead.")
+    return value
+
+
+def check_in_range(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    inclusive: tuple[bool, bool] = (True, True),
+    owner: str | None = None,
+) -> float:
+    """Return ``float(value)`` if it is a real number in the interval; else raise ``ValueError``."""
+    where = f" of {owner}" if owner else ""
+    lo_br = "[" if inclusive[0] else "("
+    hi_br = "]" if inclusive[1] else ")"
+    interval = f"{lo_br}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi_br}"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"The {name!r} parameter{where} must be a real number in {interval}. Got {value!r} instead."
+        ) from None
+    bad_low = low is not None and (v < low or (v == low and not inclusive[0]))
+    bad_high = high is not None and (v > high or (v == high and not inclusive[1]))
+    if bad_low or bad_high or v != v:
+        raise ValueError(f"The {name!r} parameter{where} must be a real number in {interval}. Got {value!r} instead.")
+    return v
