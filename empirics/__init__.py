@@ -1,3 +1,5 @@
 """empirics: canonical, seeded, resumable phenomenon runs that record theory quantities into a store."""
 
-__all__: list[str] = []
+from empirics.controls import finalize_controls, prime_count, random_measure
+
+__all__: list[str] = ["finalize_controls", "prime_count", "random_measure"]
