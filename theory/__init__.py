@@ -4,3 +4,7 @@ from theory.smoothers import PerOutputEffectiveParameters, effective_parameters
 
 __all__: list[str] = []
 __all__ += ["PerOutputEffectiveParameters", "effective_parameters"]
+
+from theory.ntk import NTKImplementation, empirical_ntk, jacobian, ntk_operator, resolve_implementation  # noqa: E402
+
+__all__ += ["NTKImplementation", "empirical_ntk", "jacobian", "ntk_operator", "resolve_implementation"]

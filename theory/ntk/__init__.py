@@ -1,0 +1,7 @@
+"""Empirical neural tangent kernels of torch modules: one entry point, three implementations."""
+
+from theory.ntk.api import NTKImplementation, empirical_ntk, resolve_implementation
+from theory.ntk.jacobian import jacobian
+from theory.ntk.ntk_vp import ntk_operator
+
+__all__ = ["NTKImplementation", "empirical_ntk", "jacobian", "ntk_operator", "resolve_implementation"]
