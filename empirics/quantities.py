@@ -7,6 +7,8 @@ kernel): the recorder builds one fresh instance per run with :func:`make_quantit
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Callable, Mapping
 
 from empirics.phenomena.base import Snapshot
@@ -37,3 +39,14 @@ def check_quantities(names: list[str] | tuple[str, ...]) -> None:
     missing = [n for n in names if n not in QUANTITIES]
     if missing:
         raise ValueError(f"Unknown quantity(ies) {missing}; available: {sorted(QUANTITIES)}.")
+
+
+#: modules that register quantities on import (loaded lazily, before a spec is validated)
+_BUILTIN_MODULES: tuple[str, ...] = ("empirics.controls",)
+
+
+def load_builtin_quantities() -> None:
+    """Import the modules of :data:`_BUILTIN_MODULES` that exist, so their quantities are registered."""
+    for module in _BUILTIN_MODULES:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)

@@ -15,6 +15,9 @@ from collections.abc import Sequence
 #: subcommand name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ntk": ("bridge.cli.ntk", "empirical NTK of a built-in model: spectrum summary and timing"),
+    "run": ("bridge.cli.run", "run a spec's missing runs into the store (resumable; local, pool or Ray)"),
+    "runs": ("bridge.cli.runs", "list what a store holds"),
+    "export": ("bridge.cli.export", "export a store's runs and records to CSV or Parquet"),
 }
 
 

@@ -1,0 +1,305 @@
+"""The embedded run store: SQLite (WAL) for runs, tidy records and results; content-hashed ``.npy`` arrays.
+
+Layout of a store directory::
+
+    store.sqlite          runs, records (run_id, step, quantity, value), arrays, results, schema_version
+    arrays/ab/abcd....npy one file per distinct array, named by the sha256 of its .npy bytes
+
+A run is written in one transaction (complete or absent). Nothing is pickled: scalars are SQL values,
+structured fields JSON, arrays ``.npy`` read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from empirics.spec import RunConfig
+from theory._validation import check_option
+
+SCHEMA_VERSION = 1
+DB_NAME = "store.sqlite"
+RUN_COLUMNS = ("run_id", "spec", "phenomenon", "seed", "started_at", "finished_at", "wall_s")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, spec TEXT NOT NULL, phenomenon TEXT NOT NULL, seed INTEGER NOT NULL,
+    started_at TEXT NOT NULL, finished_at TEXT NOT NULL, wall_s REAL NOT NULL,
+    params TEXT NOT NULL, outcomes TEXT NOT NULL, quantities TEXT NOT NULL, schedule TEXT NOT NULL,
+    plugins TEXT NOT NULL, provenance TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), step INTEGER NOT NULL, quantity TEXT NOT NULL, value REAL);
+CREATE INDEX IF NOT EXISTS records_run ON records (run_id, quantity);
+CREATE TABLE IF NOT EXISTS arrays (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), name TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (run_id, name));
+CREATE TABLE IF NOT EXISTS results (
+    kind TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (kind, key));
+"""
+
+
+class ExportFormat(StrEnum):
+    """Table formats of :meth:`Store.export`. ``CSV`` (default, stdlib-readable) or ``PARQUET`` (needs pyarrow)."""
+
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything a backend returns for one run; the driver writes it with :meth:`Store.write_run`."""
+
+    config: RunConfig
+    outcomes: Mapping[str, float]
+    rows: list[tuple[int, str, float]]
+    provenance: Mapping[str, Any]
+    started_at: str
+    finished_at: str
+    wall_s: float
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.config.run_id
+
+
+class Store:
+    """A directory holding ``store.sqlite`` and ``arrays/``; created on first use unless ``create=False``.
+
+    Args:
+        path: the store directory.
+        create: make the directory and tables if missing; with ``False`` a missing store raises
+            ``FileNotFoundError``.
+
+    Raises:
+        ValueError: the database was written by a newer schema (names both versions).
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        self.db_path = self.path / DB_NAME
+        if not self.db_path.is_file():
+            if not create:
+                raise FileNotFoundError(f"No unitheory store at {str(self.path)!r} (expected {DB_NAME} there).")
+            self.path.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+        with self._transaction() as conn:
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            if row[0] is None:
+                conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] > SCHEMA_VERSION:
+                raise ValueError(
+                    f"Store {str(self.path)!r} has schema version {row[0]}, newer than this unitheory's schema "
+                    f"version {SCHEMA_VERSION}; upgrade unitheory to read it."
+                )
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # writing -----------------------------------------------------------------------------------------------
+    def write_run(self, result: RunResult) -> None:
+        """Write one run, its records and array references in a single transaction (replacing a previous copy)."""
+        refs = {name: self.save_array(array) for name, array in result.arrays.items()}
+        cfg = result.config
+        provenance = {**result.provenance, "seed": cfg.seed, "started_at": result.started_at}
+        provenance["finished_at"] = result.finished_at
+        with self._transaction() as conn:
+            for table in ("records", "arrays", "runs"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (result.run_id,))
+            conn.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    result.run_id,
+                    cfg.spec,
+                    cfg.phenomenon,
+                    cfg.seed,
+                    result.started_at,
+                    result.finished_at,
+                    float(result.wall_s),
+                    _dumps(dict(cfg.params)),
+                    _dumps({k: float(v) for k, v in result.outcomes.items()}),
+                    _dumps(list(cfg.quantities)),
+                    _dumps(list(cfg.schedule)),
+                    _dumps(list(cfg.plugins)),
+                    _dumps(provenance),
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO records VALUES (?, ?, ?, ?)",
+                ((result.run_id, int(s), str(q), float(v)) for s, q, v in result.rows),
+            )
+            conn.executemany("INSERT INTO arrays VALUES (?, ?, ?)", ((result.run_id, n, r) for n, r in refs.items()))
+
+    def save_array(self, array: np.ndarray) -> str:
+        """Write ``array`` as ``arrays/<h[:2]>/<h>.npy`` with h = sha256 of its .npy bytes; returns h (the ref)."""
+        array = np.asarray(array)
+        buffer = io.BytesIO()
+        np.save(buffer, array if array.flags.c_contiguous else array.copy(order="C"), allow_pickle=False)
+        data = buffer.getvalue()
+        ref = hashlib.sha256(data).hexdigest()
+        target = self._array_path(ref)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        return ref
+
+    def put_result(self, kind: str, key: str, payload: Mapping[str, Any]) -> None:
+        """Store a JSON payload (a bridge output: preregistration, verdict) under ``(kind, key)``, replacing it."""
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", (kind, key, _dumps(dict(payload))))
+
+    # reading -----------------------------------------------------------------------------------------------
+    def run_ids(self) -> set[str]:
+        """The ids of the complete runs."""
+        return {r[0] for r in self._conn.execute("SELECT run_id FROM runs")}
+
+    def runs(self) -> pd.DataFrame:
+        """One row per run: run_id, spec, phenomenon, seed, started_at, finished_at, wall_s, then one column per
+        resolved parameter, then one per outcome (missing entries NaN when phenomena differ)."""
+        rows = self._conn.execute(
+            f"SELECT {', '.join(RUN_COLUMNS)}, params, outcomes FROM runs ORDER BY spec, started_at, run_id"
+        ).fetchall()
+        base = [dict(zip(RUN_COLUMNS, r[:-2], strict=True)) for r in rows]
+        params = [{k: v for k, v in json.loads(r[-2]).items() if k not in RUN_COLUMNS} for r in rows]
+        outcomes = [json.loads(r[-1]) for r in rows]
+        param_cols = list(dict.fromkeys(k for p in params for k in p))
+        outcome_cols = [k for k in dict.fromkeys(k for o in outcomes for k in o) if k not in param_cols]
+        columns = [*RUN_COLUMNS, *param_cols, *outcome_cols]
+        data = [{**b, **p, **o} for b, p, o in zip(base, params, outcomes, strict=True)]
+        return pd.DataFrame(data, columns=columns)
+
+    def records(self, run_ids: Iterable[str] | None = None, quantities: Iterable[str] | None = None) -> pd.DataFrame:
+        """Tidy records ``[run_id, step, quantity, value]``, optionally restricted to some runs and quantities."""
+        where, args = [], []
+        for column, values in (("run_id", run_ids), ("quantity", quantities)):
+            if values is not None:
+                values = list(values)
+                where.append(f"{column} IN ({', '.join('?' * len(values))})" if values else "0")
+                args += values
+        sql = "SELECT run_id, step, quantity, value FROM records"
+        sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY run_id, rowid"
+        frame = pd.DataFrame(self._conn.execute(sql, args).fetchall(), columns=["run_id", "step", "quantity", "value"])
+        return frame.astype({"step": "int64", "value": "float64"})
+
+    def config(self, run_id: str) -> RunConfig:
+        """The :class:`RunConfig` a stored run was executed from."""
+        row = self._one(
+            "SELECT spec, phenomenon, params, quantities, schedule, plugins FROM runs WHERE run_id = ?", run_id
+        )
+        spec, phenomenon, params, quantities, schedule, plugins = row
+        return RunConfig(
+            spec, phenomenon, json.loads(params), tuple(json.loads(quantities)), tuple(json.loads(schedule)),
+            tuple(json.loads(plugins)),
+        )  # fmt: skip
+
+    def provenance(self, run_id: str) -> dict[str, Any]:
+        """Versions (unitheory, torch, numpy, python), host, platform, threads, seed, start and end time of a run."""
+        return json.loads(self._one("SELECT provenance FROM runs WHERE run_id = ?", run_id)[0])
+
+    def arrays(self, run_id: str) -> dict[str, str]:
+        """Array name -> content ref of a run (load with :meth:`load_array`)."""
+        self._one("SELECT run_id FROM runs WHERE run_id = ?", run_id)
+        return dict(self._conn.execute("SELECT name, ref FROM arrays WHERE run_id = ? ORDER BY name", (run_id,)))
+
+    def load_array(self, ref: str) -> np.ndarray:
+        """The array stored under ``ref`` (``allow_pickle=False``: loading never executes code)."""
+        if len(ref) != 64 or any(c not in "0123456789abcdef" for c in ref):
+            raise ValueError(
+                f"The 'ref' parameter of Store.load_array must be a sha256 hex digest. Got {ref!r} instead."
+            )
+        path = self._array_path(ref)
+        if not path.is_file():
+            raise FileNotFoundError(f"No array {ref} in store {str(self.path)!r}.")
+        return np.load(path, allow_pickle=False)
+
+    def results(self, kind: str) -> list[dict[str, Any]]:
+        """The payloads stored with :meth:`put_result` under ``kind``, ordered by key."""
+        rows = self._conn.execute("SELECT payload FROM results WHERE kind = ? ORDER BY key", (kind,))
+        return [json.loads(r[0]) for r in rows]
+
+    def export(self, directory: str | Path, format: ExportFormat | str = ExportFormat.CSV) -> list[Path]:
+        """Write ``runs`` and ``records`` tables (and ``results`` as JSON lines) into ``directory``.
+
+        Raises:
+            ImportError: ``format="parquet"`` without pyarrow (``pip install unitheory[dev]`` or ``pyarrow``).
+        """
+        fmt = ExportFormat(check_option("format", format, [f.value for f in ExportFormat], owner="Store.export"))
+        if fmt is ExportFormat.PARQUET and importlib.util.find_spec("pyarrow") is None:
+            raise ImportError("Parquet export needs pyarrow: pip install pyarrow (or unitheory[dev]).")
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, frame in (("runs", self.runs()), ("records", self.records())):
+            path = out / f"{name}.{fmt.value}"
+            if fmt is ExportFormat.CSV:
+                frame.to_csv(path, index=False)
+            else:
+                frame.to_parquet(path, index=False, engine="pyarrow")
+            paths.append(path)
+        kinds = [r[0] for r in self._conn.execute("SELECT DISTINCT kind FROM results ORDER BY kind")]
+        if kinds:
+            path = out / "results.jsonl"
+            path.write_text("".join(_dumps({"kind": k, "payload": p}) + "\n" for k in kinds for p in self.results(k)))
+            paths.append(path)
+        return paths
+
+    def summary(self) -> pd.DataFrame:
+        """Runs and records per (spec, phenomenon): what ``unitheory runs`` prints first."""
+        sql = (
+            "SELECT spec, phenomenon, COUNT(*) AS runs, SUM(COALESCE(n, 0)) AS records, SUM(wall_s) AS wall_s "
+            "FROM runs LEFT JOIN (SELECT run_id, COUNT(*) AS n FROM records GROUP BY run_id) USING (run_id) "
+            "GROUP BY spec, phenomenon ORDER BY spec"
+        )
+        return pd.DataFrame(
+            self._conn.execute(sql).fetchall(), columns=["spec", "phenomenon", "runs", "records", "wall_s"]
+        )
+
+    def _one(self, sql: str, run_id: str) -> tuple:
+        row = self._conn.execute(sql, (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"No run {run_id!r} in store {str(self.path)!r}.")
+        return row
+
+    def _array_path(self, ref: str) -> Path:
+        return self.path / "arrays" / ref[:2] / f"{ref}.npy"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+__all__ = ["SCHEMA_VERSION", "ExportFormat", "RunResult", "Store"]

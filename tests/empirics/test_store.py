@@ -1,0 +1,156 @@
+"""The SQLite store: round trips, atomic writes, schema versions, content-hashed arrays, exports."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import io
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from empirics.spec import RunConfig
+from empirics.store import RUN_COLUMNS, SCHEMA_VERSION, RunResult, Store
+
+
+def _result(seed: int = 0, rows=None, arrays=None, **params) -> RunResult:
+    config = RunConfig("spec-a", "toy_regression", {"steps": 2, "width": 3, **params, "seed": seed}, ("q",), (0, 2))
+    return RunResult(
+        config=config,
+        outcomes={"final_test_loss": 0.25 + seed},
+        rows=[(0, "train_loss", 1.0), (0, "test_loss", 1.5), (2, "train_loss", 0.5)] if rows is None else rows,
+        provenance={"torch": "x", "host": "h"},
+        started_at="2026-01-01T00:00:00+00:00",
+        finished_at="2026-01-01T00:00:01+00:00",
+        wall_s=1.0,
+        arrays={"w": np.arange(6.0).reshape(2, 3)} if arrays is None else arrays,
+    )
+
+
+def test_round_trip_of_runs_records_provenance_and_arrays(tmp_path):
+    store = Store(tmp_path / "s")
+    result = _result()
+    store.write_run(result)
+    runs = store.runs()
+    assert list(runs.columns) == [*RUN_COLUMNS, "steps", "width", "final_test_loss"]
+    assert runs.iloc[0][["run_id", "spec", "seed", "width", "final_test_loss"]].tolist() == [
+        result.run_id, "spec-a", 0, 3, 0.25,
+    ]  # fmt: skip
+    records = store.records()
+    assert list(records.itertuples(index=False, name=None)) == [(result.run_id, *row) for row in result.rows]
+    assert store.provenance(result.run_id) == {
+        "torch": "x", "host": "h", "seed": 0, "started_at": result.started_at, "finished_at": result.finished_at,
+    }  # fmt: skip
+    ref = store.arrays(result.run_id)["w"]
+    np.testing.assert_array_equal(store.load_array(ref), result.arrays["w"])
+    assert store.config(result.run_id) == result.config
+    assert (tmp_path / "s" / "store.sqlite").is_file()
+    assert sqlite3.connect(tmp_path / "s" / "store.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+_SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, max_side=4)
+
+
+@given(
+    hnp.arrays(np.float64, _SHAPES, elements=st.floats(allow_subnormal=False, width=64))
+    | hnp.arrays(np.float32, _SHAPES, elements=st.floats(allow_subnormal=False, width=32))
+    | hnp.arrays(hnp.integer_dtypes(), _SHAPES)
+)
+def test_array_ref_is_sha256_of_npy_bytes(tmp_path_factory, array):
+    store = Store(tmp_path_factory.mktemp("arrays"))
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    ref = store.save_array(array)
+    assert ref == hashlib.sha256(buffer.getvalue()).hexdigest()
+    assert store.save_array(array.copy()) == ref  # same content, same file
+    loaded = store.load_array(ref)
+    assert loaded.dtype == array.dtype and loaded.tobytes() == array.tobytes()
+
+
+def test_nothing_is_pickled(tmp_path):
+    store = Store(tmp_path)
+    with pytest.raises(ValueError, match="pickle"):
+        store.save_array(np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="sha256"):
+        store.load_array("../../etc/passwd")
+
+
+def test_a_failing_write_leaves_the_run_absent(tmp_path):
+    store = Store(tmp_path)
+    store.write_run(_result(seed=1))
+    broken = _result(seed=2, rows=[(0, "train_loss", 1.0), (1, "train_loss", "not a number")])
+    with pytest.raises(ValueError):
+        store.write_run(broken)
+    assert store.run_ids() == {_result(seed=1).run_id}
+    assert set(store.records()["run_id"]) == {_result(seed=1).run_id}
+    with pytest.raises(KeyError, match=broken.run_id):
+        store.provenance(broken.run_id)
+
+
+def test_newer_schema_is_refused_naming_both_versions(tmp_path):
+    Store(tmp_path).close()
+    with sqlite3.connect(tmp_path / "store.sqlite") as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 7,))
+    with pytest.raises(ValueError, match=rf"schema version {SCHEMA_VERSION + 7}.*schema version {SCHEMA_VERSION}"):
+        Store(tmp_path)
+
+
+def test_missing_store_is_not_created_for_reading(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No unitheory store"):
+        Store(tmp_path / "nope", create=False)
+    assert not (tmp_path / "nope").exists()
+
+
+def test_results_are_json_blobs_keyed_by_kind_and_key(tmp_path):
+    store = Store(tmp_path)
+    store.put_result("verdict", "h2", {"pvalue": 0.5, "ok": False})
+    store.put_result("verdict", "h1", {"pvalue": 0.01, "ok": True})
+    store.put_result("verdict", "h2", {"pvalue": 0.4, "ok": False})
+    store.put_result("prereg", "h1", {"text": "x"})
+    assert store.results("verdict") == [{"pvalue": 0.01, "ok": True}, {"pvalue": 0.4, "ok": False}]
+    assert store.results("prereg") == [{"text": "x"}] and store.results("none") == []
+
+
+def test_record_filters_and_mixed_phenomena(tmp_path):
+    store = Store(tmp_path)
+    a, b = _result(seed=0), _result(seed=1, lr=0.5)
+    b = dataclasses.replace(b, config=dataclasses.replace(b.config, phenomenon="other"))
+    store.write_run(a)
+    store.write_run(b)
+    assert set(store.records(run_ids=[a.run_id])["run_id"]) == {a.run_id}
+    assert list(store.records(quantities=["test_loss"])["quantity"].unique()) == ["test_loss"]
+    assert store.records(run_ids=[]).empty
+    runs = store.runs().set_index("run_id")
+    assert np.isnan(runs.loc[a.run_id, "lr"]) and runs.loc[b.run_id, "lr"] == 0.5
+    summary = store.summary()
+    assert summary["runs"].tolist() == [1, 1] and summary["records"].tolist() == [3, 3]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_round_trips(tmp_path, fmt):
+    store = Store(tmp_path / "s")
+    store.write_run(_result(seed=0))
+    store.write_run(_result(seed=3))
+    store.put_result("verdict", "k", {"v": 1})
+    paths = store.export(tmp_path / "out", fmt)
+    assert [p.name for p in paths] == [f"runs.{fmt}", f"records.{fmt}", "results.jsonl"]
+    read = pd.read_csv if fmt == "csv" else pd.read_parquet
+    pd.testing.assert_frame_equal(read(paths[0]), store.runs(), check_dtype=False)
+    pd.testing.assert_frame_equal(read(paths[1]), store.records(), check_dtype=False)
+    assert paths[2].read_text() == '{"kind":"verdict","payload":{"v":1}}\n'
+
+
+def test_parquet_without_pyarrow_errors_clearly(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a))
+    with pytest.raises(ImportError, match="Parquet export needs pyarrow"):
+        store.export(tmp_path / "out", "parquet")
+    with pytest.raises(ValueError, match="'format' parameter of Store.export must be one of 'csv', 'parquet'"):
+        store.export(tmp_path / "out", "xlsx")
