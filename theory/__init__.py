@@ -8,3 +8,7 @@ __all__ += ["PerOutputEffectiveParameters", "effective_parameters"]
 from theory.ntk import NTKImplementation, empirical_ntk, jacobian, ntk_operator, resolve_implementation  # noqa: E402
 
 __all__ += ["NTKImplementation", "empirical_ntk", "jacobian", "ntk_operator", "resolve_implementation"]
+
+from theory.telescoping import OptimizerSpec, OutputLink, TelescopeMethod, TelescopeResult, telescope  # noqa: E402
+
+__all__ += ["OutputLink", "OptimizerSpec", "TelescopeMethod", "TelescopeResult", "telescope"]
