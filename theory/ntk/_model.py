@@ -12,6 +12,8 @@ from torch.func import functional_call
 
 _BATCH_MIXING = (nn.modules.batchnorm._BatchNorm,)
 _RANDOM_IN_TRAINING = (nn.modules.dropout._DropoutNd,)
+#: fragments of the errors torch.func / autograd raise for in-place operations (vmap writes, version counters)
+_IN_PLACE_MESSAGES = ("inplace", "in-place", "doesn't match the broadcast shape", "modified by an inplace")
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def translate_torch_func_errors(module: nn.Module) -> Iterator[None]:
         yield
     except RuntimeError as err:
         text = str(err).lower()
-        if "inplace" not in text and "in-place" not in text and "version" not in text:
+        if not any(key in text for key in _IN_PLACE_MESSAGES):
             raise
         culprits = [p or "<root>" for p, m in module.named_modules() if getattr(m, "inplace", False)]
         hint = f" In-place modules: {culprits}." if culprits else ""
