@@ -32,3 +32,11 @@ def execute(args: argparse.Namespace) -> int:
     with Store(args.store) as store:
         run_sweep(spec, store, backend=backend, workers=args.workers, address=args.address, threads=args.threads)
     return 0
+
+
+if __name__ == "__main__":  # ``python -m bridge.cli.run SPEC ...``: the same as ``unitheory run SPEC ...``
+    import sys
+
+    _parser = argparse.ArgumentParser(prog="unitheory run", description=__doc__)
+    configure(_parser)
+    sys.exit(execute(_parser.parse_args()))
