@@ -12,3 +12,27 @@ __all__ += ["NTKImplementation", "empirical_ntk", "jacobian", "ntk_operator", "r
 from theory.telescoping import OptimizerSpec, OutputLink, TelescopeMethod, TelescopeResult, telescope  # noqa: E402
 
 __all__ += ["OutputLink", "OptimizerSpec", "TelescopeMethod", "TelescopeResult", "telescope"]
+
+from theory.spectral import (  # noqa: E402
+    AlignmentMethod,
+    KernelEigh,
+    TraceEstimate,
+    effective_dimension,
+    hutchinson_trace,
+    kernel_distance,
+    kernel_eigh,
+    kernel_target_alignment,
+    top_eigenpairs,
+)
+
+__all__ += [
+    "AlignmentMethod",
+    "KernelEigh",
+    "TraceEstimate",
+    "effective_dimension",
+    "hutchinson_trace",
+    "kernel_distance",
+    "kernel_eigh",
+    "kernel_target_alignment",
+    "top_eigenpairs",
+]
