@@ -1,3 +1,48 @@
-"""bridge: fit theory predictions to phenomenon data and try to falsify them."""
+"""bridge: fit theory predictions to phenomenon data and try to falsify them.
 
-__all__: list[str] = []
+Public names load lazily (PEP 562) so that the ``unitheory`` CLI, which lives in ``bridge.cli``, starts without
+importing scipy, statsmodels and sympy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "FalsificationReport": "bridge.falsification",
+    "falsify": "bridge.falsification",
+    "falsify_tables": "bridge.falsification",
+    "Hypothesis": "bridge.hypothesis",
+    "HypothesisFileError": "bridge.hypothesis",
+    "Kind": "bridge.hypothesis",
+    "Prediction": "bridge.hypothesis",
+    "Scope": "bridge.hypothesis",
+    "Test": "bridge.hypothesis",
+    "load_hypotheses": "bridge.hypothesis",
+    "parse_hypotheses": "bridge.hypothesis",
+    "PreregStatus": "bridge.prereg",
+    "Registration": "bridge.prereg",
+    "preregister": "bridge.prereg",
+    "prereg_status": "bridge.prereg",
+    "hypothesis_table": "bridge.tables",
+    "run_table": "bridge.tables",
+    "event_table": "bridge.tables",
+    "HypothesisVerdict": "bridge.verdicts",
+    "Outcome": "bridge.verdicts",
+    "Verdict": "bridge.verdicts",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bridge' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

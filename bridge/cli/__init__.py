@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bridge.cli.run", "run a spec's missing runs into the store (resumable; local, pool or Ray)"),
     "runs": ("bridge.cli.runs", "list what a store holds"),
     "export": ("bridge.cli.export", "export a store's runs and records to CSV or Parquet"),
+    "prereg": ("bridge.cli.prereg", "preregister a hypothesis file (content hash + time) before reading data"),
+    "falsify": ("bridge.cli.falsify", "test a hypothesis file against a store; print and store the verdicts"),
 }
 
 

@@ -1,0 +1,335 @@
+"""Declared hypotheses: a TOML file of ``[[hypothesis]]`` tables, validated into frozen dataclasses.
+
+A hypothesis names an explanatory quantity, an outcome, its scope, one prediction (a rank relation, a sympy
+functional form with a null model, an event ordering, or an equivalence), the tests to run, α, an equivalence
+margin, declared confounders and the negative controls to beat (Jeffares & van der Schaar 2025 checklist).
+Malformed files raise :class:`HypothesisFileError` naming the file, the key and the reason. See
+``bridge/hypotheses/*.toml`` for worked examples.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Any
+
+import sympy
+
+from bridge.stats.fit import Expression, FitMethod, parse_expression, parse_formula
+
+DEFAULT_CONTROLS = ("prime_count", "random_measure", "param_count")
+
+
+class Test(StrEnum):
+    """The falsification tests a hypothesis may request (each needs a matching prediction kind)."""
+
+    __test__ = False
+
+    KENDALL = "kendall"
+    PSI = "psi"
+    CMI = "cmi"
+    CMI_PGDL = "cmi_pgdl"
+    ROBUST = "robust_sign_error"
+    PARTIAL = "partial_rank"
+    FIT = "fit"
+    OUT_OF_SETTING = "out_of_setting"
+    EVENT = "event_order"
+    TOST = "tost"
+
+
+class Kind(StrEnum):
+    """Prediction kinds: ``rank`` ("higher Q -> larger outcome"), ``functional`` (sympy form + null model),
+    ``event_order`` (event A precedes event B within a tolerance), ``equivalence`` ("no difference")."""
+
+    RANK = "rank"
+    FUNCTIONAL = "functional"
+    EVENT = "event_order"
+    EQUIVALENCE = "equivalence"
+
+
+#: tests allowed per prediction kind; the first entries are the defaults
+TESTS_FOR: dict[Kind, tuple[Test, ...]] = {
+    Kind.RANK: (Test.KENDALL, Test.PSI, Test.CMI, Test.ROBUST, Test.PARTIAL, Test.CMI_PGDL),
+    Kind.FUNCTIONAL: (Test.FIT, Test.OUT_OF_SETTING),
+    Kind.EVENT: (Test.EVENT,),
+    Kind.EQUIVALENCE: (Test.TOST,),
+}
+DEFAULT_TESTS: dict[Kind, tuple[Test, ...]] = {
+    Kind.RANK: (Test.KENDALL, Test.PSI, Test.CMI, Test.ROBUST, Test.PARTIAL),
+    Kind.FUNCTIONAL: (Test.FIT, Test.OUT_OF_SETTING),
+    Kind.EVENT: (Test.EVENT,),
+    Kind.EQUIVALENCE: (Test.TOST,),
+}
+
+
+class HypothesisFileError(ValueError):
+    """A malformed hypothesis file: the message reads ``FILE: KEY: REASON``."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which runs the claim covers: spec and phenomenon names (empty = all), hyperparameter ``axes`` (the
+    columns that define a configuration) and the ``environment`` column that splits runs into settings."""
+
+    specs: tuple[str, ...] = ()
+    phenomena: tuple[str, ...] = ()
+    axes: tuple[str, ...] = ()
+    environment: str = "spec"
+
+
+@dataclass(frozen=True)
+class Event:
+    """The first recorded step at which ``expression`` (of recorded quantities) is above/below ``threshold``."""
+
+    text: str
+    expression: sympy.Expr
+    threshold: float
+    above: bool
+
+    @property
+    def quantities(self) -> tuple[str, ...]:
+        return tuple(sorted(s.name for s in self.expression.free_symbols))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One prediction; only the fields of its ``kind`` are set.
+
+    rank: ``direction`` (+1 "higher Q -> larger outcome", −1 the reverse). functional: ``expression``, ``null``,
+    ``method``, ``fit_on`` (environment value to fit on; the others are predicted), ``p0``. event_order:
+    ``first``, ``second``, ``tolerance`` (steps B may precede A). equivalence: ``variable`` compared between
+    the two ``levels`` of column ``by`` (``paired`` by seed).
+    """
+
+    kind: Kind
+    direction: int = 1
+    expression: Expression | None = None
+    null: Expression | None = None
+    method: FitMethod = FitMethod.CURVE_FIT
+    fit_on: str | None = None
+    p0: tuple[tuple[str, float], ...] = ()
+    first: Event | None = None
+    second: Event | None = None
+    tolerance: float = 0.0
+    variable: str | None = None
+    by: str | None = None
+    levels: tuple[Any, ...] = ()
+    paired: bool = False
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A declared, checkable claim "``quantity`` explains ``outcome`` within ``scope``" (see module docstring)."""
+
+    name: str
+    quantity: str
+    outcome: str
+    prediction: Prediction
+    scope: Scope = Scope()
+    tests: tuple[Test, ...] = ()
+    at: str | int = "final"
+    alpha: float = 0.05
+    equivalence_margin: float | None = None
+    confounders: tuple[str, ...] = ()
+    controls: tuple[str, ...] = DEFAULT_CONTROLS
+    n_test: int | None = None
+    description: str = ""
+
+
+class _Reader:
+    """Typed access to one TOML table that reports ``file: key: reason`` and rejects unknown keys."""
+
+    def __init__(self, source: str, table: Any, prefix: str) -> None:
+        self.source, self.prefix = source, prefix
+        if not isinstance(table, dict):
+            self.fail("", f"expected a table, got {type(table).__name__}")
+        self.table, self.used = table, set()
+
+    def fail(self, key: str, reason: str):
+        where = f"{self.prefix}.{key}" if self.prefix and key else (self.prefix or key)
+        raise HypothesisFileError(f"{self.source}: {where}: {reason}")
+
+    def get(self, key: str, types: type | tuple[type, ...], default: Any = ..., *, what: str = "") -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            if default is ...:
+                self.fail(key, "missing required key")
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            self.fail(key, f"expected {what or types}, got {value!r}")
+        if not isinstance(value, types):
+            self.fail(key, f"expected {what or types}, got {value!r}")
+        return value
+
+    def names(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.get(key, list, list(default), what="a list of names")
+        if not all(isinstance(v, str) and v for v in value):
+            self.fail(key, f"expected a list of non-empty strings, got {value!r}")
+        return tuple(value)
+
+    def option(self, key: str, enum: type[Enum], default: Any = ...) -> Any:
+        value = self.get(key, str, default.value if isinstance(default, Enum) else default, what="a string")
+        try:
+            return enum(value)
+        except ValueError:
+            self.fail(key, f"must be one of {[m.value for m in enum]}, got {value!r}")
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            self.fail(unknown[0], f"unknown key (allowed: {sorted(self.used)})")
+
+    def sub(self, key: str, *, required: bool = True) -> _Reader:
+        table = self.get(key, dict, ... if required else {}, what="a table")
+        return _Reader(self.source, table, f"{self.prefix}.{key}" if self.prefix else key)
+
+
+def _event(reader: _Reader, key: str) -> Event:
+    r = reader.sub(key)
+    text = r.get("expression", str, what="a formula of recorded quantities")
+    try:
+        expression = parse_formula(text)
+    except ValueError as err:
+        r.fail("expression", str(err))
+    has_above, has_below = "above" in r.table, "below" in r.table
+    if has_above == has_below:
+        r.fail("above", "give exactly one of 'above' or 'below'")
+    threshold = r.get("above" if has_above else "below", (int, float), what="a number")
+    r.used |= {"above", "below"}
+    r.finish()
+    return Event(text, expression, float(threshold), has_above)
+
+
+def _expression(r: _Reader, key: str, text: str) -> Expression:
+    try:
+        return parse_expression(text)
+    except ValueError as err:
+        r.fail(key, str(err))
+
+
+def _prediction(r: _Reader, quantity: str, outcome: str) -> Prediction:
+    kind = r.option("kind", Kind)
+    if kind is Kind.RANK:
+        direction = r.get("direction", str, "increasing", what="'increasing' or 'decreasing'")
+        if direction not in ("increasing", "decreasing"):
+            r.fail("direction", f"must be 'increasing' or 'decreasing', got {direction!r}")
+        out = Prediction(kind, direction=1 if direction == "increasing" else -1)
+    elif kind is Kind.FUNCTIONAL:
+        expr = _expression(r, "expression", r.get("expression", str, what="'target = formula'"))
+        if expr.target != outcome:
+            r.fail("expression", f"its target {expr.target!r} must be the hypothesis outcome {outcome!r}")
+        null = _expression(r, "null", r.get("null", str, f"{outcome} = c_null", what="'target = formula'"))
+        if null.target != outcome:
+            r.fail("null", f"its target {null.target!r} must be the hypothesis outcome {outcome!r}")
+        p0 = r.get("p0", dict, {}, what="a table of parameter start values")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in p0.values()):
+            r.fail("p0", f"start values must be numbers, got {p0!r}")
+        fit_on = r.get("fit_on", (str, int, float), None, what="an environment value")
+        out = Prediction(
+            kind,
+            expression=expr,
+            null=null,
+            method=r.option("method", FitMethod, FitMethod.CURVE_FIT),
+            fit_on=None if fit_on is None else str(fit_on),
+            p0=tuple(sorted((k, float(v)) for k, v in p0.items())),
+        )
+    elif kind is Kind.EVENT:
+        tolerance = r.get("tolerance", (int, float), 0, what="a number of steps >= 0")
+        if tolerance < 0:
+            r.fail("tolerance", f"must be >= 0, got {tolerance!r}")
+        out = Prediction(kind, first=_event(r, "first"), second=_event(r, "second"), tolerance=float(tolerance))
+    else:
+        levels = r.get("levels", list, what="a list of two values")
+        if len(levels) != 2:
+            r.fail("levels", f"expected exactly two values, got {levels!r}")
+        out = Prediction(
+            kind,
+            variable=r.get("variable", str, quantity, what="a column name"),
+            by=r.get("by", str, what="a column name"),
+            levels=tuple(levels),
+            paired=r.get("paired", bool, False, what="true or false"),
+        )
+    r.finish()
+    return out
+
+
+def _hypothesis(r: _Reader, defaults: dict[str, Any]) -> Hypothesis:
+    name = r.get("name", str, what="a string")
+    quantity = r.get("quantity", str, what="a recorded quantity name")
+    outcome = r.get("outcome", str, what="an outcome or recorded quantity name")
+    prediction = _prediction(r.sub("prediction"), quantity, outcome)
+    s = r.sub("scope", required=False)
+    scope = Scope(s.names("specs"), s.names("phenomena"), s.names("axes"), s.get("environment", str, "spec"))
+    s.finish()
+    tests = r.names("tests", tuple(t.value for t in DEFAULT_TESTS[prediction.kind]))
+    allowed = [t.value for t in TESTS_FOR[prediction.kind]]
+    for t in tests:
+        if t not in allowed:
+            r.fail("tests", f"{t!r} does not apply to a {prediction.kind.value!r} prediction (allowed: {allowed})")
+    needs_axes = {Test.PSI.value, Test.CMI.value, Test.CMI_PGDL.value, Test.ROBUST.value}
+    if needs_axes & set(tests) and not scope.axes:
+        r.fail("scope.axes", f"tests {sorted(needs_axes & set(tests))} need hyperparameter axes")
+    alpha = r.get("alpha", (int, float), defaults["alpha"], what="a number in (0, 0.5)")
+    if not 0 < alpha < 0.5:
+        r.fail("alpha", f"must be in (0, 0.5), got {alpha!r}")
+    margin = r.get("equivalence_margin", (int, float), None, what="a positive number")
+    if margin is not None and margin <= 0:
+        r.fail("equivalence_margin", f"must be > 0, got {margin!r}")
+    if prediction.kind is Kind.EQUIVALENCE and margin is None:
+        r.fail("equivalence_margin", "an equivalence prediction needs a margin")
+    at = r.get("at", (str, int), "final", what="'final', 'initial' or a step")
+    if at not in ("final", "initial") and not (isinstance(at, int) and at >= 0):
+        r.fail("at", f"must be 'final', 'initial' or a step >= 0, got {at!r}")
+    n_test = r.get("n_test", int, None, what="a positive int")
+    if n_test is not None and n_test < 1:
+        r.fail("n_test", f"must be >= 1, got {n_test!r}")
+    out = Hypothesis(
+        name=name,
+        quantity=quantity,
+        outcome=outcome,
+        prediction=prediction,
+        scope=scope,
+        tests=tuple(Test(t) for t in tests),
+        at=at,
+        alpha=float(alpha),
+        equivalence_margin=None if margin is None else float(margin),
+        confounders=r.names("confounders"),
+        controls=r.names("controls", defaults["controls"]),
+        n_test=n_test,
+        description=r.get("description", str, ""),
+    )
+    r.finish()
+    return out
+
+
+def parse_hypotheses(text: str, *, source: str = "<string>") -> list[Hypothesis]:
+    """Parse a hypothesis TOML document. File-level ``alpha`` and ``controls`` set defaults for every
+    ``[[hypothesis]]``. Raises :class:`HypothesisFileError` (``source: key: reason``)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise HypothesisFileError(f"{source}: <toml>: {err}") from None
+    top = _Reader(source, data, "")
+    alpha = top.get("alpha", (int, float), 0.05, what="a number in (0, 0.5)")
+    defaults = {"alpha": alpha, "controls": top.names("controls", DEFAULT_CONTROLS)}
+    tables = top.get("hypothesis", list, what="an array of [[hypothesis]] tables")
+    if not tables:
+        top.fail("hypothesis", "the file declares no hypothesis")
+    top.finish()
+    out = [_hypothesis(_Reader(source, t, f"hypothesis[{i}]"), defaults) for i, t in enumerate(tables)]
+    names = [h.name for h in out]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise HypothesisFileError(f"{source}: hypothesis.name: duplicate names {duplicates}")
+    return out
+
+
+def load_hypotheses(path: str | Path) -> list[Hypothesis]:
+    """Read and validate a hypothesis file (see :func:`parse_hypotheses`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No hypothesis file at {str(path)!r}.")
+    return parse_hypotheses(path.read_text(), source=str(path))

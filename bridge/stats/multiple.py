@@ -1,0 +1,36 @@
+"""Multiple-testing corrections across every test of a report: Holm 1979 (family-wise error) and
+Benjamini & Hochberg 1995 (false discovery rate), via statsmodels ``multipletests``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+import numpy as np
+from statsmodels.stats.multitest import multipletests
+
+from theory._validation import check_option
+
+
+class Correction(StrEnum):
+    """``HOLM`` (default; controls the family-wise error rate) or ``FDR_BH`` (controls the false discovery rate)."""
+
+    HOLM = "holm"
+    FDR_BH = "fdr_bh"
+
+
+def adjust_pvalues(pvalues: Sequence[float], method: Correction | str = Correction.HOLM) -> np.ndarray:
+    """Corrected p-values in input order; NaN entries (tests without a p-value) stay NaN and do not count.
+
+    Example:
+        >>> adjust_pvalues([0.01, 0.04, float("nan")], "holm").round(3).tolist()
+        [0.02, 0.04, nan]
+    """
+    value = method.value if isinstance(method, Correction) else method
+    check_option("method", value, [m.value for m in Correction], owner="adjust_pvalues")
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    finite = np.isfinite(p)
+    if finite.any():
+        out[finite] = multipletests(p[finite], method=value)[1]
+    return out

@@ -1,0 +1,118 @@
+"""From the empirics store to per-run tables: the only bridge module that reads a store.
+
+A store is anything with the :class:`empirics.store.Store` reading API (``runs()``, ``records(run_ids,
+quantities)``); the tests in ``bridge.stats`` only ever see the pandas tables built here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import sympy
+
+from bridge.hypothesis import Event, Hypothesis, Kind, Scope
+
+EVERYTHING = Scope()  #: the default scope: every run in the store
+
+
+class StoreLike(Protocol):
+    """The part of :class:`empirics.store.Store` the bridge uses."""
+
+    def runs(self) -> pd.DataFrame: ...
+
+    def records(
+        self, run_ids: Iterable[str] | None = None, quantities: Iterable[str] | None = None
+    ) -> pd.DataFrame: ...
+
+    def put_result(self, kind: str, key: str, payload: dict[str, Any]) -> None: ...
+
+    def results(self, kind: str) -> list[dict[str, Any]]: ...
+
+
+def select_runs(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
+    """The runs inside ``scope`` (spec and phenomenon names; empty lists keep everything)."""
+    keep = np.ones(len(runs), dtype=bool)
+    if scope.specs:
+        keep &= runs["spec"].isin(scope.specs).to_numpy()
+    if scope.phenomena:
+        keep &= runs["phenomenon"].isin(scope.phenomena).to_numpy()
+    return runs.loc[keep].reset_index(drop=True)
+
+
+def values_at(records: pd.DataFrame, at: str | int = "final") -> pd.DataFrame:
+    """Wide table run_id × quantity from tidy records: the value at the last step (``"final"``), the first
+    (``"initial"``) or the last recorded step <= ``at`` (an int)."""
+    if records.empty:
+        return pd.DataFrame({"run_id": pd.Series(dtype=str)})
+    recs = records.sort_values(["run_id", "quantity", "step"], kind="stable")
+    if isinstance(at, int) and not isinstance(at, bool):
+        recs = recs[recs["step"] <= at]
+        pick = recs.groupby(["run_id", "quantity"]).tail(1)
+    elif at == "final":
+        pick = recs.groupby(["run_id", "quantity"]).tail(1)
+    elif at == "initial":
+        pick = recs.groupby(["run_id", "quantity"]).head(1)
+    else:
+        raise ValueError(f"The 'at' parameter must be 'final', 'initial' or a step >= 0. Got {at!r} instead.")
+    wide = pick.pivot(index="run_id", columns="quantity", values="value")
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def run_table(store: StoreLike, quantities: Iterable[str], *, at: str | int = "final", scope: Scope = EVERYTHING):
+    """One row per run in ``scope``: the run columns (ids, parameters, outcomes) joined with each recorded
+    quantity at ``at``. A name that is both an outcome and a record keeps the outcome (the run's final value)."""
+    runs = select_runs(store.runs(), scope)
+    wanted = [q for q in dict.fromkeys(quantities) if q not in runs.columns]
+    if runs.empty or not wanted:
+        return runs
+    values = values_at(store.records(run_ids=runs["run_id"].tolist(), quantities=wanted), at)
+    return runs.merge(values, on="run_id", how="left")
+
+
+def first_step(records: pd.DataFrame, event: Event) -> pd.Series:
+    """Per run, the first recorded step at which ``event.expression`` is above/below its threshold (NaN: never)."""
+    names = event.quantities
+    recs = records[records["quantity"].isin(names)]
+    wide = recs.pivot_table(index=["run_id", "step"], columns="quantity", values="value", aggfunc="last")
+    if wide.empty or any(n not in wide.columns for n in names):
+        return pd.Series(dtype=float, name=event.text)
+    f = sympy.lambdify([sympy.Symbol(n) for n in names], event.expression, "numpy")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.broadcast_to(np.asarray(f(*[wide[n].to_numpy(float) for n in names]), float), len(wide))
+    hit = values > event.threshold if event.above else values < event.threshold
+    steps = wide.index.get_level_values("step").to_numpy(float)
+    frame = pd.DataFrame({"run_id": wide.index.get_level_values("run_id"), "step": np.where(hit, steps, np.nan)})
+    return frame.groupby("run_id")["step"].min().rename(event.text)
+
+
+def event_table(store: StoreLike, first: Event, second: Event, *, scope: Scope = EVERYTHING) -> pd.DataFrame:
+    """Runs in ``scope`` with ``first_step``, ``second_step`` and ``lag`` = second − first (NaN if an event is
+    missing), for event-ordering predictions."""
+    runs = select_runs(store.runs(), scope)
+    names = sorted(set(first.quantities) | set(second.quantities))
+    recs = store.records(run_ids=runs["run_id"].tolist(), quantities=names)
+    out = runs.set_index("run_id")
+    out["first_step"] = first_step(recs, first)
+    out["second_step"] = first_step(recs, second)
+    out["lag"] = out["second_step"] - out["first_step"]
+    return out.reset_index()
+
+
+def hypothesis_table(store: StoreLike, hypothesis: Hypothesis) -> pd.DataFrame:
+    """The per-run table a hypothesis is tested on: quantity, outcome, controls, confounders (and for event
+    predictions the event steps and lag)."""
+    names = [hypothesis.quantity, hypothesis.outcome, *hypothesis.controls, *hypothesis.confounders]
+    pred = hypothesis.prediction
+    if pred.kind is Kind.FUNCTIONAL:
+        names += [*pred.expression.symbols, *pred.null.symbols]
+    if pred.kind is Kind.EQUIVALENCE:
+        names.append(pred.variable)
+    table = run_table(store, names, at=hypothesis.at, scope=hypothesis.scope)
+    if pred.kind is Kind.EVENT:
+        events = event_table(store, pred.first, pred.second, scope=hypothesis.scope)
+        table = table.merge(events[["run_id", "first_step", "second_step", "lag"]], on="run_id", how="left")
+    return table
