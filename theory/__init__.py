@@ -36,3 +36,7 @@ __all__ += [
     "kernel_target_alignment",
     "top_eigenpairs",
 ]
+
+from theory.measures import CHEAP_MEASURES, MEASURES, Measure, compute_measures  # noqa: E402
+
+__all__ += ["CHEAP_MEASURES", "MEASURES", "Measure", "compute_measures"]
