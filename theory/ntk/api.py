@@ -168,7 +168,9 @@ def _blocked(backend, view: ModelView, x1: Tensor, x2: Tensor | None, mode: str,
     feature_bytes = max(backend.bytes_per_sample(x1), 1)
     if block is None:
         kernel_bound = math.isqrt(_BLOCK_BYTES // (4 * itemsize * per_pair))
-        block = max(1, min(n1, n2, kernel_bound, _BLOCK_BYTES // feature_bytes))
+        # with x2 = x1, >= 4 row blocks leave 10 of 16 block products to compute (the upper triangle)
+        split = -(-n1 // 4) if symmetric and n1 >= 64 else n1
+        block = max(1, min(split, n2, kernel_bound, _BLOCK_BYTES // feature_bytes))
     tail = (n_out, n_out) if mode == "full" else (n_out,) if mode == "diag" else ()
     out = {key: torch.empty((n1, n2, *tail), dtype=view.dtype, device=x1.device) for key in backend.groups}
     cache_columns = feature_bytes * n2 <= _CACHE_BYTES
