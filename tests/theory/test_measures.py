@@ -491,6 +491,17 @@ def test_transformer_style_model_with_integer_tokens():
         compute_measures(model, x=tokens, y=labels, names=["path_norm"])
 
 
+def test_numpy_inputs_regression_targets_and_caller_model_untouched():
+    net = mlp(0).train()
+    before = [p.detach().clone() for p in net.parameters()]
+    x, y = self_labelled(net, n=30)
+    targets = torch.randn(30, 3, dtype=D)
+    r = compute_measures(net, x=x.numpy(), y=targets.numpy(), names=["fisher_rao", "param_norm"])
+    assert r["fisher_rao"] == pytest.approx(fisher_rao_norm(net, x, targets), rel=1e-12)
+    assert net.training and all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+    assert compute_measures(net, x=x.numpy(), y=y.numpy(), names=["margin"])["margin"] == margin(net, x, y)
+
+
 def test_bad_inputs_raise_clear_errors():
     net, x = mlp(0), torch.randn(10, 4, dtype=D)
     y = torch.zeros(10, dtype=torch.long)
@@ -504,6 +515,10 @@ def test_bad_inputs_raise_clear_errors():
         compute_measures(net, names=["margin"])
     with pytest.raises(ValueError, match="given together"):
         compute_measures(net, x=x)
+    with pytest.raises(ValueError, match="'y' parameter must have 10 rows"):
+        compute_measures(net, x=x, y=y[:4])
+    with pytest.raises(ValueError, match="'random_state' parameter of compute_measures"):
+        compute_measures(net, random_state=0.5)
     with pytest.raises(ValueError, match="integer class labels.*regression"):
         compute_measures(net, x=x, y=torch.randn(10), names=["margin"])
     with pytest.raises(ValueError, match=r"labels in \[0, 3\)"):

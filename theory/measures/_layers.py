@@ -72,8 +72,9 @@ def fold_batchnorm(model: nn.Module, *, dtype: torch.dtype | None = None) -> nn.
     A BatchNorm1d/2d with running statistics is folded into the Linear/Conv1d/Conv2d leaf module registered
     immediately before it (registration order stands for execution order, as in Neyshabur et al. 2017's and
     Jiang et al. 2020's reparametrisation) when its ``num_features`` equals that layer's outputs; it is then
-    replaced by ``nn.Identity``. Other BatchNorms stay as eval-mode affine maps. ``dtype`` converts the copy
-    before folding (float64 for exact arithmetic).
+    replaced by ``nn.Identity``. Other BatchNorms stay as they are (eval mode: an affine map with running
+    statistics, batch statistics without them) and only enter the parameter-vector measures. ``dtype``
+    converts the copy before folding (float64 for exact arithmetic).
     """
     model = copy.deepcopy(check_model(model)).eval()
     if dtype is not None:

@@ -20,9 +20,7 @@ from torch import nn
 from theory._validation import check_option
 from theory.measures._layers import (
     as_inputs,
-    as_labels,
     check_model,
-    logits_of,
     paired_layers,
     prepared,
     weight_layers,
@@ -355,7 +353,8 @@ def compute_measures(
     """Evaluate the measures ``names`` of :data:`MEASURES` on ``model`` (trained) against ``init_model``.
 
     Args:
-        x, y: inputs and integer class labels (the training set, as in Jiang et al. 2020).
+        x, y: inputs and integer class labels (the training set, as in Jiang et al. 2020); real-valued targets
+            only suit ``fisher_rao`` (squared loss) and the data-free measures.
         names: measure names; ``None`` means every measure whose needs the given arguments meet.
         conv_norm: spectral norm of conv layers (:class:`ConvNorm`); ``"operator"`` needs ``x``.
         random_state: seeds the PAC-Bayes σ searches and the conv Lanczos start vectors.
@@ -364,8 +363,9 @@ def compute_measures(
         ``{name: value}`` in the order of ``names``.
 
     Raises:
-        ValueError: unknown names, a measure whose data/init model is missing, labels that are not class
-            indices, or BatchNorm folding that changes the outputs on ``x`` (BatchNorm not in execution order).
+        ValueError: unknown names, a measure whose data/init model is missing, a margin or PAC-Bayes measure
+            given labels that are not class indices, or BatchNorm folding that changes the outputs on ``x``
+            (BatchNorm modules not registered in execution order).
     """
     check_model(model)
     conv_norm = ConvNorm(check_option("conv_norm", conv_norm, list(ConvNorm), owner="compute_measures"))
@@ -383,14 +383,17 @@ def compute_measures(
             raise ValueError(f"The measure {n!r} needs the 'init_model' parameter. Got None.")
         if MEASURES[n].needs_data and x is None:
             raise ValueError(f"The measure {n!r} needs the 'x' and 'y' parameters. Got None.")
+    if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, int)):
+        raise ValueError(
+            f"The 'random_state' parameter of compute_measures must be an int or None. Got {random_state!r}."
+        )
     folded = prepared(model)
     if x is not None:
-        x = as_inputs(x)
-        y = as_inputs(y, "y")
-        if any(MEASURES[n].needs_data and n != "fisher_rao" for n in names):
-            y = as_labels(y, x.shape[0])
-            logits_of(folded, x, y)
-        _check_folding(model, folded, x)
+        x, y = as_inputs(x), as_inputs(y, "y")
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"The 'y' parameter must have {x.shape[0]} rows to match x. Got {y.shape[0]} instead.")
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            _check_folding(model, folded, x)
     init = prepared(check_model(init_model, "init_model")) if init_model is not None else None
     inputs = MeasureInputs(folded, init, x, y, random_state, conv_norm)
     return {n: float(MEASURES[n].fn(inputs)) for n in names}
