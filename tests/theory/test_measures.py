@@ -502,6 +502,18 @@ def test_numpy_inputs_regression_targets_and_caller_model_untouched():
     assert compute_measures(net, x=x.numpy(), y=y.numpy(), names=["margin"])["margin"] == margin(net, x, y)
 
 
+def test_needs_labels_flags_the_classification_measures():
+    net, init = mlp(0), mlp(1)
+    x, _ = self_labelled(net, n=40)
+    targets = torch.randn(40, 3, dtype=D)
+    regression = compute_measures(net, init, x, targets, random_state=0)
+    assert set(regression) == {n for n, m in MEASURES.items() if not m.needs_labels}
+    assert {"path_norm", "fisher_rao", "dist_init"} <= set(regression)
+    for name in [n for n, m in MEASURES.items() if m.needs_labels]:
+        with pytest.raises(ValueError, match="integer class labels"):
+            compute_measures(net, init, x, targets, names=[name])
+
+
 def test_bad_inputs_raise_clear_errors():
     net, x = mlp(0), torch.randn(10, 4, dtype=D)
     y = torch.zeros(10, dtype=torch.long)

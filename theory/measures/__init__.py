@@ -4,6 +4,7 @@
 :func:`compute_measures` to evaluate several at once, sharing spectral norms, margins and σ searches.
 """
 
+from theory.measures._inputs import MeasureInputs
 from theory.measures._layers import Layer, fold_batchnorm, parameter_vector, weight_layers
 from theory.measures.norms import (
     FisherRaoMethod,
@@ -16,7 +17,7 @@ from theory.measures.norms import (
     path_norm,
 )
 from theory.measures.pacbayes import SigmaSearch, pacbayes_init_bound, pacbayes_sigma, perturbed_accuracy
-from theory.measures.registry import CHEAP_MEASURES, MEASURES, Measure, MeasureInputs, compute_measures
+from theory.measures.registry import CHEAP_MEASURES, MEASURES, Measure, compute_measures
 from theory.measures.spectral import (
     ConvNorm,
     bartlett_spectral_complexity,

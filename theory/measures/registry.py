@@ -10,89 +10,29 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from theory._validation import check_option
+from theory.measures._inputs import MeasureInputs
 from theory.measures._layers import (
     as_inputs,
     check_model,
-    paired_layers,
     prepared,
-    weight_layers,
 )
-from theory.measures.norms import fisher_rao_norm, margin, path_norm
-from theory.measures.pacbayes import SigmaSearch, pacbayes_init_bound, pacbayes_sigma
-from theory.measures.spectral import ConvNorm, bartlett_spectral_complexity, neyshabur_pacbayes_bound, spectral_norms
-from theory.measures.weight_spectrum import WeightSpectrum, weight_spectrum
-
-
-@dataclass(frozen=True)
-class MeasureInputs:
-    """What a measure sees: the prepared (float64, eval, BatchNorm-folded) models, data and options; the shared
-    intermediate results (layers, spectral norms, margin, σ searches) are computed once per call."""
-
-    model: nn.Module
-    init_model: nn.Module | None
-    x: torch.Tensor | None
-    y: torch.Tensor | None
-    random_state: int | None
-    conv_norm: ConvNorm
-
-    @cached_property
-    def layers(self):
-        layers = weight_layers(self.model)
-        if not layers:
-            raise ValueError("The 'model' parameter has no weight layers (parameters with ndim >= 2).")
-        return layers
-
-    @cached_property
-    def spec(self) -> np.ndarray:
-        return spectral_norms(self.model, conv_norm=self.conv_norm, x=self.x, random_state=self.random_state)
-
-    @cached_property
-    def fro2(self) -> np.ndarray:
-        return np.array([float((layer.matrix**2).sum()) for layer in self.layers])
-
-    @cached_property
-    def dist2(self) -> np.ndarray:
-        pairs = paired_layers(self.model, self.init_model)
-        return np.array([float(((a.matrix - b.matrix) ** 2).sum()) for a, b in pairs])
-
-    @cached_property
-    def log_prod_spec(self) -> float:
-        return float(2 * np.log(self.spec).sum())
-
-    @cached_property
-    def gamma(self) -> float:
-        return margin(self.model, self.x, self.y)
-
-    @cached_property
-    def sigma(self) -> SigmaSearch:
-        return pacbayes_sigma(self.model, self.x, self.y, random_state=self.random_state)
-
-    @cached_property
-    def mag_sigma(self) -> SigmaSearch:
-        return pacbayes_sigma(self.model, self.x, self.y, magnitude_aware=True, random_state=self.random_state)
-
-    @cached_property
-    def spectrum(self) -> WeightSpectrum:
-        return weight_spectrum(self.model)
-
-    def over_margin(self, log_value: float) -> float:
-        """log value − 2 log γ, ``inf`` when γ <= 0."""
-        return log_value - 2 * math.log(self.gamma) if self.gamma > 0 else math.inf
+from theory.measures.norms import fisher_rao_norm, path_norm
+from theory.measures.pacbayes import pacbayes_init_bound
+from theory.measures.spectral import ConvNorm, bartlett_spectral_complexity, neyshabur_pacbayes_bound
 
 
 @dataclass(frozen=True)
 class Measure:
     """A registered measure: ``fn(MeasureInputs) -> float``, a one-line ``description``, the ``reference`` paper
-    and ``equation``, whether it ``needs_data`` (x, y) or ``needs_init`` (the initial model), and whether it is
-    ``cheap`` (no Monte-Carlo search: recorded along every training run)."""
+    and ``equation``, whether it ``needs_data`` (x, y) or ``needs_init`` (the initial model), whether it is
+    ``cheap`` (no Monte-Carlo search: recorded along every training run) and whether it ``needs_labels``
+    (integer class labels and ``n x C`` logits: margins and accuracies; not defined for regression)."""
 
     name: str
     fn: Callable[[MeasureInputs], float]
@@ -102,6 +42,7 @@ class Measure:
     needs_data: bool
     needs_init: bool
     cheap: bool
+    needs_labels: bool = False
 
 
 def _num_params(inp: MeasureInputs) -> float:
@@ -228,8 +169,8 @@ MEASURES: dict[str, Measure] = {
         Measure(
             "log_prod_spec", _log_prod_spec, "log product of squared spectral norms", _J, "Eq. 32", False, False, True
         ),
-        Measure("margin", _margin, "10th-percentile output margin", _J, "App. C", True, False, True),
-        Measure("inverse_margin", _inverse_margin, "1 / margin²", _J, "Eq. 22", True, False, True),
+        Measure("margin", _margin, "10th-percentile output margin", _J, "App. C", True, False, True, needs_labels=True),
+        Measure("inverse_margin", _inverse_margin, "1 / margin²", _J, "Eq. 22", True, False, True, needs_labels=True),
         Measure(
             "log_prod_spec_over_margin",
             _log_prod_spec_over_margin,
@@ -239,14 +180,43 @@ MEASURES: dict[str, Measure] = {
             True,
             False,
             True,
+            needs_labels=True,
         ),
-        Measure("spec_orig", _spec_orig, "spectral bound, Frobenius-sum variant", _J, "Eq. 30", True, False, True),
-        Measure("spec_init", _spec_init, "spectral bound, distance-to-init variant", _J, "Eq. 29", True, True, True),
+        Measure(
+            "spec_orig",
+            _spec_orig,
+            "spectral bound, Frobenius-sum variant",
+            _J,
+            "Eq. 30",
+            True,
+            False,
+            True,
+            needs_labels=True,
+        ),
+        Measure(
+            "spec_init",
+            _spec_init,
+            "spectral bound, distance-to-init variant",
+            _J,
+            "Eq. 29",
+            True,
+            True,
+            True,
+            needs_labels=True,
+        ),
         Measure(
             "path_norm", _path_norm, "path norm (squared weights, all-ones input)", _J, "Eq. 44", True, False, True
         ),
         Measure(
-            "path_norm_over_margin", _path_norm_over_margin, "path norm / margin²", _J, "Eq. 43", True, False, True
+            "path_norm_over_margin",
+            _path_norm_over_margin,
+            "path norm / margin²",
+            _J,
+            "Eq. 43",
+            True,
+            False,
+            True,
+            needs_labels=True,
         ),
         Measure(
             "bartlett_spectral_complexity",
@@ -267,6 +237,7 @@ MEASURES: dict[str, Measure] = {
             True,
             False,
             True,
+            needs_labels=True,
         ),
         Measure(
             "bartlett_init_over_margin",
@@ -277,6 +248,7 @@ MEASURES: dict[str, Measure] = {
             True,
             True,
             True,
+            needs_labels=True,
         ),
         Measure(
             "neyshabur_pacbayes_spectral",
@@ -287,10 +259,29 @@ MEASURES: dict[str, Measure] = {
             True,
             False,
             True,
+            needs_labels=True,
         ),
-        Measure("pacbayes_init", _pacbayes_init, "PAC-Bayes bound around init", _J, "Eq. 48", True, True, False),
         Measure(
-            "pacbayes_flatness", _pacbayes_flatness, "1 / σ² for a 0.1 accuracy drop", _J, "Eq. 53", True, False, False
+            "pacbayes_init",
+            _pacbayes_init,
+            "PAC-Bayes bound around init",
+            _J,
+            "Eq. 48",
+            True,
+            True,
+            False,
+            needs_labels=True,
+        ),
+        Measure(
+            "pacbayes_flatness",
+            _pacbayes_flatness,
+            "1 / σ² for a 0.1 accuracy drop",
+            _J,
+            "Eq. 53",
+            True,
+            False,
+            False,
+            needs_labels=True,
         ),
         Measure(
             "pacbayes_mag_flatness",
@@ -301,6 +292,7 @@ MEASURES: dict[str, Measure] = {
             True,
             False,
             False,
+            needs_labels=True,
         ),
         Measure(
             "fisher_rao", _fisher_rao, "empirical Fisher-Rao norm", "Liang et al. 2019", "Eq. 45", True, False, True
@@ -355,7 +347,8 @@ def compute_measures(
     Args:
         x, y: inputs and integer class labels (the training set, as in Jiang et al. 2020); real-valued targets
             only suit ``fisher_rao`` (squared loss) and the data-free measures.
-        names: measure names; ``None`` means every measure whose needs the given arguments meet.
+        names: measure names; ``None`` means every measure whose needs the given arguments meet (real-valued
+            ``y`` skips the ``needs_labels`` ones).
         conv_norm: spectral norm of conv layers (:class:`ConvNorm`); ``"operator"`` needs ``x``.
         random_state: seeds the PAC-Bayes σ searches and the conv Lanczos start vectors.
 
@@ -372,10 +365,13 @@ def compute_measures(
     if (x is None) != (y is None):
         raise ValueError("The 'x' and 'y' parameters of compute_measures must be given together. Got only one.")
     if names is None:
+        labels = y is not None and not as_inputs(y, "y").is_floating_point()
         names = [
             n
             for n, m in MEASURES.items()
-            if (x is not None or not m.needs_data) and (init_model is not None or not m.needs_init)
+            if (x is not None or not m.needs_data)
+            and (init_model is not None or not m.needs_init)
+            and (labels or not m.needs_labels)
         ]
     names = [check_option("names", n, MEASURES, owner="compute_measures") for n in names]
     for n in names:
