@@ -79,7 +79,7 @@ class RecordSpec:
         """The recording steps of a run of ``total`` steps (``(0,)`` for closed-form fits with 0 steps)."""
         if total == 0:
             return (0,)
-        if self.schedule is Schedule.EVERY:
+        if self.schedule == Schedule.EVERY:
             return tuple(sorted(set(range(0, total + 1, self.every)) | {total}))
         return tuple(log_spaced_steps(total, self.count))
 
@@ -183,7 +183,9 @@ class ExperimentSpec:
         out = []
         for point in itertools.product(*(self.sweep[a] for a in axes)):
             for seed in self.seeds:
-                params = {**phenomenon.resolve({**self.params, **dict(zip(axes, point, strict=True))}), "seed": seed}
+                params = phenomenon.resolve({**self.params, **dict(zip(axes, point, strict=True))})
+                floats = {k for k, v in phenomenon.parameters.items() if isinstance(v, float)}
+                params = {**{k: float(v) if k in floats else v for k, v in params.items()}, "seed": seed}
                 steps = self.record.steps(int(params["steps"]))
                 out.append(RunConfig(self.name, self.phenomenon, params, quantities, steps, self.plugins))
         return out
@@ -301,6 +303,7 @@ def _check_spec(spec: ExperimentSpec) -> None:
     outcomes = set(getattr(phenomenon, "outcomes", ()))
     if outcomes & set(defaults):
         raise SpecError(src, "phenomenon", f"outcome names collide with parameters: {sorted(outcomes & set(defaults))}")
+    _parse_record(src, _record_table(spec.record), "record")
     unknown = [q for q in spec.record.quantities if q not in QUANTITIES]
     if unknown:
         raise SpecError(src, "record.quantities", f"unknown quantity(ies) {unknown}; registered: {sorted(QUANTITIES)}")
@@ -366,7 +369,7 @@ def _parse_record(source: str, table: Mapping[str, Any], key: str) -> RecordSpec
 
 
 def _record_table(record: RecordSpec) -> dict[str, Any]:
-    table = {"quantities": list(record.quantities), "schedule": record.schedule.value, "count": record.count}
+    table = {"quantities": list(record.quantities), "schedule": str(record.schedule), "count": record.count}
     return table if record.every is None else {**table, "every": record.every}
 
 

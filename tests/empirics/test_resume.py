@@ -1,5 +1,6 @@
-"""Resume after SIGKILL: a ``unitheory run`` subprocess killed mid-sweep, then rerun, leaves the store an
-uninterrupted sweep leaves (records and runs tables equal, timestamps ignored), executing only missing runs."""
+"""Resume after SIGKILL: a ``unitheory run`` subprocess killed mid-sweep, then rerun (on a 2-process pool), leaves
+the store an uninterrupted local sweep leaves (records and runs tables equal, timestamps ignored), executing only
+the missing runs. This is also the test that the pool backend reproduces the local backend bit for bit."""
 
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ def _stored_runs(store: Path) -> int:
         return 0
 
 
-def _command(spec: Path, store: Path) -> list[str]:
-    return [sys.executable, "-m", "bridge.cli.run", str(spec), "--store", str(store)]
+def _command(spec: Path, store: Path, *options: str) -> list[str]:
+    return [sys.executable, "-m", "bridge.cli.run", str(spec), "--store", str(store), *options]
 
 
 def _kill_after(spec: Path, store: Path, at_least: int) -> int:
@@ -47,7 +48,7 @@ def _kill_after(spec: Path, store: Path, at_least: int) -> int:
     return _stored_runs(store)
 
 
-def test_sigkilled_sweep_resumes_to_the_uninterrupted_store(toy_toml, tmp_path):
+def test_sigkilled_sweep_resumed_on_a_pool_equals_the_uninterrupted_store(toy_toml, tmp_path):
     text = (
         toy_toml.read_text()
         .replace("width = [2, 5]", "width = [2, 3, 4]")
@@ -62,7 +63,9 @@ def test_sigkilled_sweep_resumes_to_the_uninterrupted_store(toy_toml, tmp_path):
     assert 2 <= stored < total
 
     env = {**os.environ, "UNITHEORY_PROGRESS": "0"}
-    rerun = subprocess.run(_command(spec_path, killed), env=env, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(
+        _command(spec_path, killed, "--workers", "2"), env=env, capture_output=True, text=True, timeout=300
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert f"{total} runs, {stored} already stored, {total - stored} executed" in rerun.stdout
 

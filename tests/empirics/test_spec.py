@@ -121,11 +121,22 @@ def test_unknown_phenomenon_and_missing_name(tmp_path):
         load_spec(path)
 
 
+def test_integer_values_of_float_parameters_give_the_same_run(toy_spec):
+    assert (
+        toy_spec(params={"steps": 20, "lr": 1}).runs()[0].run_id
+        == toy_spec(params={"steps": 20, "lr": 1.0}).runs()[0].run_id
+    )
+    assert toy_spec(params={"steps": 20, "lr": 1}).runs()[0].params["lr"] == 1.0
+
+
 def test_dataclass_specs_are_validated_too(toy_spec):
     with pytest.raises(SpecError, match=r"^<python>: key 'seeds'"):
         toy_spec(seeds=()).validate()
     with pytest.raises(SpecError, match=r"key 'record.quantities'"):
         toy_spec(record=RecordSpec(quantities=("nope",))).runs()
+    with pytest.raises(SpecError, match=r"key 'record.every': required"):
+        toy_spec(record=RecordSpec(schedule="every")).validate()
+    assert toy_spec(record=RecordSpec(schedule="every", every=7)).runs()[0].schedule == (0, 7, 14, 20)
     assert isinstance(toy_spec().validate(), ExperimentSpec)
 
 

@@ -1,6 +1,8 @@
-"""Sweeps: bit-identical reruns, local vs process pool, in-process resume, controls, CLI."""
+"""Sweeps: bit-identical reruns, in-process resume, controls, CLI (pool: test_resume.py; Ray: test_ray.py)."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pandas as pd
@@ -67,15 +69,6 @@ def test_resume_in_process_executes_only_missing_runs(toy_spec, tmp_path):
     assert run_sweep(toy_spec(), partial, log=None).executed == 0
 
 
-def test_process_pool_gives_the_local_store(toy_spec, tmp_path):
-    local, pool = Store(tmp_path / "local"), Store(tmp_path / "pool")
-    run_sweep(toy_spec(), local, log=None)
-    summary = run_sweep(toy_spec(), pool, backend="pool", workers=2, log=None)
-    assert summary.executed == 4
-    assert {local.provenance(r)["pid"] for r in local.run_ids()} != {pool.provenance(r)["pid"] for r in pool.run_ids()}
-    assert_same_store(local, pool)
-
-
 def test_sweep_options_are_checked(toy_spec, tmp_path):
     with pytest.raises(ValueError, match="'workers' parameter of run_sweep must be 1 for the local backend"):
         run_sweep(toy_spec(), tmp_path, workers=2)
@@ -83,6 +76,13 @@ def test_sweep_options_are_checked(toy_spec, tmp_path):
         run_sweep(toy_spec(), tmp_path, backend="slurm")
     with pytest.raises(ValueError, match="'threads' parameter of execute_run must be a positive int"):
         execute_run(toy_spec().runs()[0], threads=0)
+
+
+def test_ray_backend_without_ray_names_the_extra(toy_spec, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match=r"pip install 'unitheory\[ray\]'"):
+        run_sweep(toy_spec(), tmp_path, backend="ray", log=None)
+    assert Store(tmp_path).run_ids() == set()
 
 
 def test_cli_run_runs_and_export(toy_toml, tmp_path, capsys, monkeypatch):
