@@ -196,6 +196,9 @@ def test_exact_conv_norm_matches_dense_operator_svd(conv, shape):
     dense = dense_operator(lambda a: conv._conv_forward(a, conv.weight, None), shape)
     expected = np.linalg.svd(dense, compute_uv=False)[0]
     assert conv_operator_norm(conv, shape, random_state=0) == pytest.approx(expected, rel=1e-6)
+    reshaped = np.linalg.svd(conv.weight.detach().reshape(conv.out_channels, -1).numpy(), compute_uv=False)[0]
+    if conv.padding_mode == "zeros":  # each input entry lies in at most k patches
+        assert expected <= math.sqrt(np.prod(conv.kernel_size)) * reshaped * (1 + 1e-12)
 
 
 def test_operator_conv_norm_in_spectral_norms():

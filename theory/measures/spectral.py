@@ -21,7 +21,8 @@ class ConvNorm(StrEnum):
     """How the spectral norm of a convolution layer is taken.
 
     * ``RESHAPE`` (default): ‖K‖₂ of the kernel reshaped ``out x (in·k)`` (Jiang et al. 2020's convention); one
-      SVD of a small matrix, an upper bound on the operator norm up to a factor √(#kernel taps).
+      SVD of a small matrix. Not the operator norm: with zero padding each output patch is K times an input
+      patch and each input entry lies in at most k patches, so the operator norm is at most √k ‖K‖₂.
     * ``OPERATOR``: the exact operator norm of the convolution as a linear map on the inputs the layer sees
       (padding and stride included), by Lanczos iterations on AᵀA (:func:`conv_operator_norm`); needs one
       input sample to know the shapes. Cost: 2 convolutions per iteration, a few dozen iterations.
