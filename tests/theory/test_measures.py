@@ -115,6 +115,18 @@ def test_batchnorm_folding_leaves_eval_outputs_unchanged():
     assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # the caller's model is untouched
 
 
+@settings(max_examples=15)
+@given(st.integers(0, 2**16), st.booleans(), st.booleans())
+def test_batchnorm_folding_property_on_float32_mlps(seed, affine, bias):
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(3, 5, bias=bias), nn.BatchNorm1d(5, affine=affine), nn.Tanh(), nn.Linear(5, 2))
+    net = randomise_bn(net, seed).eval()
+    x = torch.randn(8, 3)
+    folded = fold_batchnorm(net, dtype=torch.float64)
+    assert isinstance(folded[1], nn.Identity) and folded[0].bias is not None
+    torch.testing.assert_close(folded(x.double()), net.double()(x.double()), rtol=1e-12, atol=1e-12)
+
+
 def test_batchnorm_after_activation_is_not_folded():
     torch.manual_seed(0)
     net = randomise_bn(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.BatchNorm1d(4), nn.Linear(4, 2))).to(D).eval()
