@@ -29,6 +29,9 @@ def _load_builtins() -> None:
         importlib.import_module(module)
 
 
-_BUILTIN_MODULES: tuple[str, ...] = ()
+_BUILTIN_MODULES: tuple[str, ...] = (
+    "empirics.phenomena.grokking",
+    "empirics.phenomena.lottery",
+)
 
 __all__ = ["PHENOMENA", "Phenomenon", "Snapshot", "get_phenomenon", "register"]
