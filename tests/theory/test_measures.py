@@ -564,5 +564,7 @@ def test_bad_inputs_raise_clear_errors():
         fisher_rao_norm(net, x, y, method="hessian")
     with pytest.raises(ValueError, match="at least 10 positive"):
         power_law_alpha([1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="must have a weight layer"):
+        compute_measures(nn.LayerNorm(4), names=["log_prod_spec"])
     with pytest.raises(TypeError, match="'x' parameter must be a torch.Tensor"):
         margin(net, "x", y)

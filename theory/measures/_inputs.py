@@ -31,10 +31,7 @@ class MeasureInputs:
 
     @cached_property
     def layers(self) -> list[Layer]:
-        layers = weight_layers(self.model)
-        if not layers:
-            raise ValueError("The 'model' parameter has no weight layers (parameters with ndim >= 2).")
-        return layers
+        return weight_layers(self.model)
 
     @cached_property
     def spec(self) -> np.ndarray:

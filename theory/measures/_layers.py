@@ -104,7 +104,8 @@ def prepared(model: nn.Module) -> nn.Module:
 
 
 def weight_layers(model: nn.Module) -> list[Layer]:
-    """Every parameter with ``ndim >= 2`` as a float64 ``out x in`` matrix, in registration order (see module doc)."""
+    """Every parameter with ``ndim >= 2`` as a float64 ``out x in`` matrix, in registration order (see module doc);
+    ``ValueError`` when there is none."""
     layers = []
     for module_name, module in model.named_modules():
         for param_name, param in module.named_parameters(recurse=False):
@@ -114,6 +115,8 @@ def weight_layers(model: nn.Module) -> list[Layer]:
             matrix = w.T if isinstance(module, nn.Embedding) else w.reshape(w.shape[0], -1)
             name = f"{module_name}.{param_name}" if module_name else param_name
             layers.append(Layer(name, matrix, module))
+    if not layers:
+        raise ValueError("The 'model' parameter must have a weight layer (a parameter with ndim >= 2). Got none.")
     return layers
 
 
