@@ -41,8 +41,11 @@ class _Linked(nn.Module):
 
 
 def _kernel(f: nn.Module, x1: Tensor, x2: Tensor, implementation: NTKImplementation) -> Tensor:
-    """eNTK rows (N1·O, N2·O) between ``x1`` and ``x2`` at the current parameters (``theory.empirical_ntk``)."""
-    k = empirical_ntk(f, x1, x2, implementation=implementation)
+    """eNTK rows (N1·O, N2·O) between ``x1`` and ``x2`` at the current parameters (``theory.empirical_ntk``).
+
+    Blocks of at least 2048 samples: the batch x2 is small, and per-block feature passes dominate otherwise.
+    """
+    k = empirical_ntk(f, x1, x2, implementation=implementation, block_size=min(x1.shape[0], max(x2.shape[0], 2048)))
     n1, n2, o, _ = k.shape
     return k.permute(0, 2, 1, 3).reshape(n1 * o, n2 * o)
 
