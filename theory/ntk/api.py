@@ -6,6 +6,7 @@ import logging
 import math
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -41,7 +42,22 @@ class NTKImplementation(StrEnum):
     NTK_VP = "ntk_vp"
 
 
-_BACKENDS = {
+class KernelBackend(Protocol):
+    """What an implementation provides to the blocked driver: per-block features and their contraction."""
+
+    groups: dict[str, tuple[str, ...]]
+
+    def bytes_per_sample(self, x: Tensor) -> int:
+        """Memory of one sample's features (sizes the default block)."""
+
+    def features(self, x: Tensor) -> Any:
+        """Features of a block of inputs, reused for every block it pairs with."""
+
+    def contract(self, f1: Any, f2: Any, mode: str) -> dict[str, Tensor]:
+        """Kernel block {group: (B1, B2, ...)} of two blocks' features; mode is "full", "trace" or "diag"."""
+
+
+_BACKENDS: dict[NTKImplementation, type[KernelBackend]] = {
     NTKImplementation.STRUCTURED: structured.StructuredBackend,
     NTKImplementation.JACOBIAN: JacobianBackend,
     NTKImplementation.NTK_VP: NTKVPBackend,
@@ -157,7 +173,9 @@ def _check_inputs(x1: Tensor, x2: Tensor | None) -> None:
         )
 
 
-def _blocked(backend, view: ModelView, x1: Tensor, x2: Tensor | None, mode: str, block: int | None):
+def _blocked(
+    backend: KernelBackend, view: ModelView, x1: Tensor, x2: Tensor | None, mode: str, block: int | None
+) -> dict[str, Tensor]:
     """Fill preallocated kernels block by block; column features are cached while they fit in memory."""
     symmetric = x2 is None
     x2 = x1 if symmetric else x2
@@ -174,9 +192,9 @@ def _blocked(backend, view: ModelView, x1: Tensor, x2: Tensor | None, mode: str,
     tail = (n_out, n_out) if mode == "full" else (n_out,) if mode == "diag" else ()
     out = {key: torch.empty((n1, n2, *tail), dtype=view.dtype, device=x1.device) for key in backend.groups}
     cache_columns = feature_bytes * n2 <= _CACHE_BYTES
-    cache: dict[int, object] = {}
+    cache: dict[int, Any] = {}
 
-    def column(j: int):
+    def column(j: int) -> Any:
         if j in cache:
             return cache[j]
         feats = backend.features(x2[j : j + block])
