@@ -36,13 +36,14 @@ def make_quantity(name: str) -> QuantityFn:
 
 def check_quantities(names: list[str] | tuple[str, ...]) -> None:
     """Raise ``ValueError`` naming any quantity that is not registered (at spec-validation time)."""
+    load_builtin_quantities()
     missing = [n for n in names if n not in QUANTITIES]
     if missing:
         raise ValueError(f"Unknown quantity(ies) {missing}; available: {sorted(QUANTITIES)}.")
 
 
 #: modules that register quantities on import (loaded lazily, before a spec is validated)
-_BUILTIN_MODULES: tuple[str, ...] = ("empirics.controls",)
+_BUILTIN_MODULES: tuple[str, ...] = ("empirics.controls", "empirics.theory_quantities")
 
 
 def load_builtin_quantities() -> None:
