@@ -229,6 +229,19 @@ def test_linear_model_is_exact_for_every_optimizer(spec):
     np.testing.assert_allclose(full.reshape(13, 2), res.real[-1], atol=1e-11)
 
 
+@pytest.mark.parametrize(
+    "spec", [OptimizerSpec("sgd", lr=0.3), OptimizerSpec("adamw", lr=0.05, weight_decay=0.1)], ids=["sgd", "adamw"]
+)
+def test_frozen_first_layer_is_a_random_features_model_and_exact(spec):
+    """Only the readout trains: the model is linear in its trainable parameters, so telescoping is exact."""
+    x, y, x_test = _data(n=9, m=4, d=3, seed=6)
+    model = _mlp(d=3, width=12, seed=6)
+    model[0].requires_grad_(False)
+    res = telescope(model, (x, y), x_test, spec, 10, seed=0, batch_size=4)
+    assert np.abs(res.gap).max() < 1e-12
+    assert np.abs(res.real[-1] - res.real[0]).max() > 1e-2
+
+
 def _final_gap(lr, steps, seed=0):
     x, y, x_test = _data(n=8, m=4, d=3, seed=seed)
     model = _mlp(d=3, width=16, seed=seed)

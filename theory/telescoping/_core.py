@@ -60,8 +60,8 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Te
         yield from perm.split(batch_size)
 
 
-def _flat_params(net: nn.Module) -> Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+def _flat_params(params: list[Tensor]) -> Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in params])
 
 
 class _Telescope:
@@ -71,7 +71,8 @@ class _Telescope:
         self.f, self.x_all, self.y, self.n, self.spec, self.method = f, x_all, y, n, spec, method
         self.out = y.shape[1]
         self.y_aug = torch.cat([y.reshape(-1), y.new_ones(1)])
-        self.opt = spec.build(f.parameters())
+        self.params = [p for p in f.parameters() if p.requires_grad]  # the order theory.jacobian uses
+        self.opt = spec.build(self.params)
         with torch.no_grad():
             self.f_cur = f(x_all)
         total = x_all.shape[0] * self.out
@@ -79,7 +80,7 @@ class _Telescope:
         self.smoother[:, -1] = self.f_cur.reshape(-1)
         self.linearised = self.f_cur.reshape(-1).clone()
         if method is TelescopeMethod.PARAMETER:
-            theta0 = _flat_params(f)
+            theta0 = _flat_params(self.params)
             self.theta = y.new_zeros(theta0.numel(), n * self.out + 1)  # θ̃ = θ[:, :-1] y + θ[:, -1]
             self.theta[:, -1] = theta0
             self.buffer: Tensor | None = None
@@ -112,12 +113,12 @@ class _Telescope:
         else:
             jac = jacobian(self.f, self.x_all).reshape(self.x_all.shape[0] * out, -1)
             grad = jac[rows].T @ resid / b  # g̃_t, affine in [y; 1]
-            before = _flat_params(self.f)
+            before = _flat_params(self.params)
             self._real_step(batch)
             update = self._update(grad)
             self.theta += update
             self.smoother.addmm_(jac, update)
-            self.linearised.addmv_(jac, _flat_params(self.f) - before)
+            self.linearised.addmv_(jac, _flat_params(self.params) - before)
         with torch.no_grad():
             self.f_cur = self.f(self.x_all)
 
@@ -131,7 +132,7 @@ class _Telescope:
                 direction = self.buffer
             return -lr * direction
         beta1, beta2 = spec.betas
-        states = [self.opt.state[p] for p in self.f.parameters()]
+        states = [self.opt.state[p] for p in self.params]
         t = float(states[0]["step"])
         sq = torch.cat([s["exp_avg_sq"].reshape(-1) for s in states])
         phi = (sq / (1 - beta2**t)).sqrt() + spec.eps  # the real optimizer's preconditioner φ_t
