@@ -234,10 +234,12 @@ def test_jacobian_matches_reference_and_parameter_order():
     )
 
 
-def test_float32_model_computed_in_float64_on_request():
-    model, x1, _ = build_case("mlp")
-    expected = reference("mlp")[0]
+@pytest.mark.parametrize("name", ["mlp", "conv2d_batchnorm"])
+def test_float32_model_computed_in_float64_on_request(name):
+    model, x1, _ = build_case(name)
+    expected = reference(name)[0]
     model32, x32 = model.float(), x1.float()
     for implementation in IMPLEMENTATIONS:
-        assert_close(empirical_ntk(model32, x32, implementation=implementation, dtype=torch.float64), expected, 1e-5)
+        theta = empirical_ntk(model32, x32, implementation=implementation, dtype=torch.float64)
+        assert_close(theta, expected, 1e-5)
         assert empirical_ntk(model32, x32, implementation=implementation).dtype == torch.float32

@@ -161,7 +161,8 @@ class StructuredBackend:
                 d = d * (ids != pad)
             grad = d.new_zeros(n, n_out, module.num_embeddings, d.shape[-1]).scatter_add_(2, ids, d)
             return [grad.reshape(n, n_out, -1)]
-        return _norm_factors(module, a, delta, use_w, use_b)
+        stats = tuple(self.view.buffers.get(f"{path}.{b}" if path else b) for b in ("running_mean", "running_var"))
+        return _norm_factors(module, a, delta, use_w, use_b, stats)
 
     def contract(self, f1: dict, f2: dict, mode: str) -> dict[str, Tensor]:
         return {key: _contract_layers(f1[key], f2[key], mode) for key in self.groups}
@@ -214,7 +215,9 @@ def _conv_factors(module: nn.Conv1d | nn.Conv2d, a: Tensor, delta: Tensor, use_w
     return _grads(use_w, grad_w, use_b, lambda: d.sum(-1))
 
 
-def _norm_factors(module: nn.Module, a: Tensor, delta: Tensor, use_w: bool, use_b: bool) -> list[Tensor]:
+def _norm_factors(
+    module: nn.Module, a: Tensor, delta: Tensor, use_w: bool, use_b: bool, stats: tuple[Tensor | None, ...]
+) -> list[Tensor]:
     """Per-sample gradients of the affine γ, β of LayerNorm / GroupNorm / BatchNorm (eval): Σ δ⊙x̂ and Σ δ."""
     n, n_out = delta.shape[:2]
     if isinstance(module, nn.LayerNorm):
@@ -225,7 +228,7 @@ def _norm_factors(module: nn.Module, a: Tensor, delta: Tensor, use_w: bool, use_
     if isinstance(module, nn.GroupNorm):
         x_hat = F.group_norm(a, module.num_groups, eps=module.eps)
     else:
-        x_hat = F.batch_norm(a, module.running_mean, module.running_var, training=False, eps=module.eps)
+        x_hat = F.batch_norm(a, *stats, training=False, eps=module.eps)  # running statistics cast like f
     channels = a.shape[1]
     d, xh = delta.reshape(n, n_out, channels, -1), x_hat.reshape(n, 1, channels, -1)
     return _grads(use_w, lambda: (d * xh).sum(-1), use_b, lambda: d.sum(-1))
