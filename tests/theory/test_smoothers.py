@@ -339,3 +339,44 @@ def test_errors_name_the_argument_expected_and_actual(data):
     with pytest.raises(ValueError, match="'y' argument must have n_train = 40 rows"):
         LeastSquaresSmoother().fit(X).predict(X_test, y[:3])
     assert isinstance(effective_parameters_of(LeastSquaresSmoother(), X, X_test), EffectiveParameters)
+
+
+def test_kernel_ridge_with_the_empirical_ntk_equals_ridge_on_autograd_jacobian_features():
+    from theory import empirical_ntk
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+    X, X_test = torch.randn(12, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+
+    def jacobian_features(Z):
+        rows = []
+        for z in torch.as_tensor(Z):
+            grads = torch.autograd.grad(model(z[None]).sum(), list(model.parameters()))
+            rows.append(torch.cat([g.reshape(-1) for g in grads]))
+        return torch.stack(rows).numpy()
+
+    ntk = KernelRidgeSmoother(lambda A, B: empirical_ntk(model, A, B, trace_outputs=True), ridge=0.1).fit(X)
+    reference = LeastSquaresSmoother(ridge=0.1, features=jacobian_features).fit(X.numpy())
+    np.testing.assert_allclose(ntk.weights(X_test), reference.weights(X_test.numpy()), atol=1e-10)
+    np.testing.assert_allclose(ntk.squared_norms(), reference.squared_norms(), atol=1e-10)
+    np.testing.assert_allclose(ntk.diagonal(), reference.diagonal(), atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda X, y: LeastSquaresSmoother(ridge=0.5, fit_intercept=True),
+        lambda X, y: RandomFourierFeaturesSmoother(30, random_state=0),
+        lambda X, y: KernelRidgeSmoother(lambda A, B: np.exp(-((A[:, None] - B[None]) ** 2).sum(-1)), ridge=0.1),
+        lambda X, y: TreeSmoother(RandomForestRegressor(4, max_depth=3, random_state=0).fit(X, y)),
+        lambda X, y: GradientBoostingSmoother(GradientBoostingRegressor(n_estimators=5, random_state=0).fit(X, y)),
+    ],
+)
+def test_predict_with_several_outputs_is_weights_times_labels(data, make):
+    X, X_test, y = data
+    labels = np.column_stack([y, np.cos(y), -2 * y])
+    smoother = make(X, y)
+    smoother.block_size = 6
+    smoother.fit(X)
+    np.testing.assert_allclose(smoother.predict(X_test, labels), smoother.weights(X_test) @ labels, atol=1e-10)
+    np.testing.assert_allclose(smoother.predict(X_test, y), smoother.weights(X_test) @ y, atol=1e-10)

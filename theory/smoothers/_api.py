@@ -90,8 +90,8 @@ def effective_parameters_of(smoother: Any, X_train: Any, X_test: Any) -> Effecti
     Example:
         >>> import numpy as np
         >>> X = np.random.default_rng(0).normal(size=(50, 3))
-        >>> effective_parameters_of(LeastSquaresSmoother(), X, X[:5]).p_train  # OLS: p_train = p = 3
-        3.0000000000000004
+        >>> round(effective_parameters_of(LeastSquaresSmoother(), X, X[:5]).p_train, 10)  # OLS: p_train = p = 3
+        3.0
     """
     fitted = smoother_for(smoother).fit(X_train)
     p_test = fitted.effective_parameters(X_test)

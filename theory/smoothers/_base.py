@@ -48,7 +48,7 @@ class Smoother(ABC):
         y = as_float_array("y", y, ndim=(1, 2))
         if len(y) != self.n_train_:
             raise ValueError(f"The 'y' argument must have n_train = {self.n_train_} rows. Got {len(y)} instead.")
-        return np.concatenate([self._weights(block) @ y for block in self._blocks(X)], axis=0)
+        return np.concatenate([self._apply(block, y) for block in self._blocks(X)], axis=0)
 
     def squared_norms(self, X: Any = None) -> np.ndarray:
         """‖ŝ(x_j)‖² for each row of ``X`` (training inputs when ``None``)."""
@@ -70,6 +70,10 @@ class Smoother(ABC):
         if len(norms) == 0:
             raise ValueError("The 'X' argument must have at least one row. Got 0.")
         return float(self.n_train_ * norms.mean())
+
+    def _apply(self, X: Any, y: np.ndarray) -> np.ndarray:
+        """ŝ(x)ᵀy for a block of inputs; subclasses with a factored smoother avoid forming the (m, n) block."""
+        return self._weights(X) @ y
 
     def _prepare(self, name: str, X: Any) -> Any:
         """Convert inputs to a float64 (m, d) array; kernel smoothers override this to pass inputs through."""

@@ -71,6 +71,9 @@ class LeastSquaresSmoother(Smoother):
     def _weights(self, X: np.ndarray) -> np.ndarray:
         return (self._features(X) @ self.coef_) @ self.U_.T + self._offset()
 
+    def _apply(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return (self._features(X) @ self.coef_) @ (self.U_.T @ y) + self._offset() * y.sum(axis=0)
+
     def squared_norms(self, X: Any = None) -> np.ndarray:
         if X is None:
             self._check_fitted()
@@ -165,6 +168,10 @@ class KernelRidgeSmoother(Smoother):
 
     def _weights(self, X: Any) -> np.ndarray:
         return ((self._gram(X, self.X_train_) @ self.Q_) * self.inverse_) @ self.Q_.T
+
+    def _apply(self, X: Any, y: np.ndarray) -> np.ndarray:
+        coefficients = self.Q_ @ ((self.Q_.T @ y) * (self.inverse_ if y.ndim == 1 else self.inverse_[:, None]))
+        return self._gram(X, self.X_train_) @ coefficients
 
     def squared_norms(self, X: Any = None) -> np.ndarray:
         if X is None:

@@ -44,7 +44,8 @@ class TreeSmoother(Smoother):
 
     Args:
         estimator: a fitted ``DecisionTreeRegressor``/``Classifier`` or ``RandomForest``/``ExtraTrees``
-            ``Regressor``/``Classifier``, fitted without ``sample_weight`` on the inputs later given to ``fit``.
+            ``Regressor``/``Classifier``, fitted without ``sample_weight`` or ``class_weight`` on the inputs later
+            given to ``fit``.
     """
 
     def __init__(self, estimator: Any) -> None:
@@ -95,6 +96,9 @@ class TreeSmoother(Smoother):
 
     def _weights(self, X: np.ndarray) -> np.ndarray:
         return self._sparse_weights(X).toarray()
+
+    def _apply(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return self._sparse_weights(X) @ y
 
     def squared_norms(self, X: Any = None) -> np.ndarray:
         X = self._inputs(X)
