@@ -252,7 +252,7 @@ def _final_gap(lr, steps, seed=0):
 def test_gap_shrinks_linearly_in_lr_at_fixed_training_time():
     """Each step errs by O(γ²) (second-order Taylor remainder); T = τ/γ steps add up to a gap O(γ): slope 1."""
     lrs = np.array([0.2, 0.1, 0.05])
-    gaps = np.array([_final_gap(lr, int(round(2.0 / lr))) for lr in lrs])
+    gaps = np.array([_final_gap(lr, int(round(1.0 / lr))) for lr in lrs])
     slope = np.polyfit(np.log(lrs), np.log(gaps), 1)[0]
     assert 0.8 < slope < 1.25, (gaps, slope)
 

@@ -90,7 +90,7 @@ class _Telescope:
     def _residual(self, rows: Tensor) -> Tensor:
         """[S_B − E_B | c_B]: the affine map y ↦ f̃_{t−1}(X_B) − y_B."""
         resid = self.smoother.index_select(0, rows)
-        resid[torch.arange(rows.numel()), rows] -= 1.0
+        resid[torch.arange(rows.numel(), device=rows.device), rows] -= 1.0
         return resid
 
     def _real_step(self, batch: Tensor) -> None:
@@ -101,8 +101,9 @@ class _Telescope:
         self.opt.step()
 
     def step(self, batch: Tensor) -> None:
-        out, b, lr = self.out, batch.numel(), self.spec.lr
-        rows = (batch[:, None] * out + torch.arange(out)).reshape(-1)
+        out, b, lr, device = self.out, batch.numel(), self.spec.lr, self.x_all.device
+        batch = batch.to(device)
+        rows = (batch[:, None] * out + torch.arange(out, device=device)).reshape(-1)
         resid = self._residual(rows)
         real_resid = (self.f_cur[batch] - self.y[batch]).reshape(-1)
         if self.method is TelescopeMethod.KERNEL:
@@ -145,7 +146,7 @@ class _Telescope:
         s = self.smoother[:, :-1].reshape(total, out, n * out)
         sq = (s**2).sum(dim=2)
         m = total - n
-        idx = torch.arange(n)
+        idx = torch.arange(n, device=s.device)
         diag = s.reshape(total, out, n, out)[idx, :, idx, :].diagonal(dim1=1, dim2=2)
         to_np = lambda t: t.detach().cpu().numpy().astype(np.float64)
         tele = (self.smoother @ self.y_aug).reshape(total, out)
