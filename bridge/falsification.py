@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sympy
+from scipy import stats
 
 from bridge.hypothesis import Hypothesis, Kind, Test, load_hypotheses
 from bridge.prereg import PreregStatus, prereg_status
@@ -116,6 +117,11 @@ def _substitute(expr, old: str, new: str):
     return replace(expr, rhs=expr.rhs.subs(sympy.Symbol(old), sympy.Symbol(new)), text=expr.text.replace(old, new))
 
 
+def kendall_tau_sign(x: pd.Series, y: pd.Series) -> float:
+    """Kendall τ without a p-value or interval (orients controls)."""
+    return float(stats.kendalltau(x.to_numpy(float), y.to_numpy(float)).statistic)
+
+
 def _run_tests(
     h: Hypothesis, table: pd.DataFrame, subject: str, role: str, seeds: _Seeds, n_resamples: int
 ) -> list[_Row]:
@@ -127,7 +133,11 @@ def _run_tests(
     envs = sorted(data[env_col].astype(str).unique()) if env_col else []
     group_axes = axes + ([env_col] if env_col and len(envs) > 1 and env_col not in axes else [])
     groups = configuration_groups(data, group_axes) if group_axes else None
-    oriented = data.assign(_q=pred.direction * data[subject]) if subject in data.columns else data
+    # a control may track the outcome with either sign: orient it the way it does best
+    sign = pred.direction
+    if role != "quantity" and subject in data.columns and len(data) > 1:
+        sign = int(np.sign(kendall_tau_sign(data[subject], data[out])) or 1)
+    oriented = data.assign(_q=sign * data[subject]) if subject in data.columns else data
 
     def add(test: Test, result: TestResult, environment: str = "all") -> None:
         rows.append(_Row(h.name, test, subject, role, environment, result))
@@ -234,7 +244,8 @@ def falsify_tables(
     for method in ("holm", "fdr_bh"):
         frame[f"p_{method}"] = np.nan
         frame.loc[own, f"p_{method}"] = adjust_pvalues(frame.loc[own, "pvalue"].to_numpy(float), method)
-    frame["outcome"], frame["reason"] = "", ""
+    outcome, reason = [""] * len(rows), [""] * len(rows)
+    p_holm = frame["p_holm"].to_numpy()
     verdicts = []
     for h in hypotheses:
         if h.name in skipped:
@@ -244,8 +255,8 @@ def falsify_tables(
         judged = []
         for i in idx:
             r = rows[i]
-            j = judge(h, r.test, r.result, frame.at[i, "p_holm"], r.environment)
-            frame.loc[i, ["outcome", "reason"]] = [j.outcome.value, j.reason]
+            j = judge(h, r.test, r.result, p_holm[i], r.environment)
+            outcome[i], reason[i] = j.outcome.value, j.reason
             judged.append((r.test.value, r.environment, j))
         ties = []
         for i, r in enumerate(rows):
@@ -257,13 +268,12 @@ def falsify_tables(
             if own_row is None:
                 continue
             better = beats_control(r.test, own_row.result, r.result, h.prediction.direction)
-            frame.loc[i, ["outcome", "reason"]] = [
-                "quantity better" if better else "control as good",
-                f"{h.quantity} {'beats' if better else 'does no better than'} {r.subject} on {r.test.value}",
-            ]
+            outcome[i] = "quantity better" if better else "control as good"
+            reason[i] = f"{h.quantity} {'beats' if better else 'does no better than'} {r.subject} on {r.test.value}"
             if not better:
                 ties.append((r.test.value, r.subject))
         verdicts.append(decide(h, judged, ties))
+    frame["outcome"], frame["reason"] = outcome, reason
     return FalsificationReport(frame[COLUMNS], tuple(verdicts), prereg)
 
 

@@ -7,6 +7,7 @@ are not independent draws of the hyperparameter distribution.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from enum import StrEnum
 
@@ -70,7 +71,8 @@ def bootstrap_configurations(
     """Bootstrap interval of ``statistic(counts)`` when whole configurations are resampled with replacement.
 
     ``counts`` is (B, n_runs): how often each run appears in each resample (all runs of a drawn configuration
-    appear together); ``statistic`` returns (B,) or (B, k). NaNs when fewer than 3 configurations.
+    appear together); ``statistic`` returns (B,) or (B, k). NaNs when fewer than 3 configurations or when the
+    bootstrap distribution is degenerate (BCa undefined).
     """
     _, codes = np.unique(groups, return_inverse=True)
     n_groups = int(codes.max()) + 1
@@ -85,7 +87,8 @@ def bootstrap_configurations(
         out = np.asarray(statistic(per_config[:, codes]))  # (B,) or (B, k); scipy wants (k, ...) for vectors
         return out.reshape(idx.shape[:-1]) if out.ndim == 1 else out.T.reshape(-1, *idx.shape[:-1])
 
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # degenerate resamples give a NaN interval
         res = stats.bootstrap(
             (np.arange(n_groups),),
             on_configurations,

@@ -1,0 +1,173 @@
+"""Verdicts on synthetic data with a known truth (tests/bridge/synthetic.py)."""
+
+import gc
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.multitest import multipletests
+from synthetic import synthetic_runs
+
+from bridge import Verdict, falsify_tables, parse_hypotheses
+
+RANK = """
+controls = {controls}
+[[hypothesis]]
+name = "h"
+quantity = "q"
+outcome = "test_error"
+confounders = ["weight_norm"]
+tests = {tests}
+n_test = 10000
+scope = {{ axes = ["width", "lr"] }}
+prediction = {{ kind = "rank", direction = "increasing" }}
+"""
+ALL_RANK_TESTS = '["kendall", "psi", "cmi", "cmi_pgdl", "robust_sign_error", "partial_rank"]'
+CONTROLS = '["prime_count", "random_measure", "param_count"]'
+
+
+def _rank(tests=ALL_RANK_TESTS, controls=CONTROLS):
+    return parse_hypotheses(RANK.format(tests=tests, controls=controls))
+
+
+def test_planted_predictive_quantity_is_supported():
+    report = falsify_tables(_rank(), {"h": synthetic_runs("predictive", 0)}, n_resamples=199)
+    verdict = report.verdict("h")
+    assert verdict.verdict is Verdict.SUPPORTED, verdict.reason
+    frame = report.to_frame()
+    own = frame[frame["role"] == "quantity"]
+    assert set(own["test"]) == {"kendall", "psi", "cmi", "cmi_pgdl", "robust_sign_error", "partial_rank"}
+    assert (own["outcome"] == "pass").all()
+    # every test also ran on each control, and the quantity beat them all
+    controls = frame[frame["role"] != "quantity"]
+    assert set(controls["subject"]) == {"prime_count", "random_measure", "param_count"}
+    assert set(controls["outcome"]) - {""} == {"quantity better"}
+
+
+def test_planted_confounded_quantity_is_falsified_by_the_conditional_test():
+    report = falsify_tables(_rank(), {"h": synthetic_runs("confounded", 0)}, n_resamples=199)
+    verdict = report.verdict("h")
+    assert verdict.verdict is Verdict.FALSIFIED
+    assert "partial_rank" in verdict.reason and "only through weight_norm" in verdict.reason
+    rows = report.to_frame().set_index(["role", "test"])
+    assert rows.loc[("quantity", "kendall"), "outcome"] == "pass"  # marginally it looks predictive
+
+
+def test_pure_noise_false_positive_rate():
+    """Noise q is never 'supported' more often than alpha + 2 s.e. over 200 seeds.
+
+    To keep this cheap the loop uses the most permissive pipeline: the Kendall test alone with no controls
+    (every extra test or control can only turn 'supported' into something else, so this bounds the full
+    pipeline's rate from above), 2 seeds per configuration and 99 bootstrap resamples instead of 999.
+    statsmodels' Holm correction calls gc.collect() on every call; gc.freeze() makes that cheap here.
+    """
+    hypotheses = _rank(tests='["kendall"]', controls="[]")
+    n, alpha = 200, 0.05
+    gc.freeze()
+    try:
+        verdicts = [
+            falsify_tables(hypotheses, {"h": synthetic_runs("noise", s, n_seeds=2)}, n_resamples=99, random_state=s)
+            .verdict("h")
+            .verdict
+            for s in range(n)
+        ]
+    finally:
+        gc.unfreeze()
+    rate = np.mean([v is Verdict.SUPPORTED for v in verdicts])
+    assert rate <= alpha + 2 * np.sqrt(alpha * (1 - alpha) / n)
+    assert any(v is not Verdict.SUPPORTED for v in verdicts)
+
+
+def test_pure_noise_never_supported_by_the_full_pipeline():
+    hypotheses = _rank()
+    gc.freeze()
+    try:
+        for s in range(8):
+            report = falsify_tables(hypotheses, {"h": synthetic_runs("noise", 100 + s)}, n_resamples=49, random_state=s)
+            assert report.verdict("h").verdict is not Verdict.SUPPORTED
+    finally:
+        gc.unfreeze()
+
+
+def test_a_quantity_no_better_than_a_control_is_not_supported():
+    runs = synthetic_runs("predictive", 3)
+    runs["param_count"] = runs["q"] + np.random.default_rng(0).normal(0, 1e-3, len(runs))  # a control as good
+    report = falsify_tables(_rank('["kendall", "partial_rank"]'), {"h": runs}, n_resamples=199)
+    verdict = report.verdict("h")
+    assert verdict.verdict is Verdict.INCONCLUSIVE
+    assert "param_count did as well" in verdict.reason
+
+
+def test_holm_and_bh_span_every_quantity_test_of_the_report():
+    text = RANK.format(tests='["kendall", "partial_rank"]', controls="[]")
+    hypotheses = parse_hypotheses(text + text.split("controls = []")[1].replace('name = "h"', 'name = "h2"'))
+    tables = {"h": synthetic_runs("predictive", 0), "h2": synthetic_runs("noise", 0)}
+    frame = falsify_tables(hypotheses, tables, n_resamples=49).to_frame()
+    own = frame[frame["role"] == "quantity"]
+    assert len(own) == 4
+    for method in ("holm", "fdr_bh"):
+        assert own[f"p_{method}"].to_numpy() == pytest.approx(multipletests(own["pvalue"], method=method)[1])
+
+
+def _functional_tables(form: str):
+    rng = np.random.default_rng(0)
+    rows = []
+    for spec, shift in (("mlp", 0.0), ("rff", 1.0)):
+        for width in (2, 4, 8, 16, 32, 64):
+            for seed in range(3):
+                p = np.log(width) + shift + rng.normal(0, 0.2)
+                rows.append({"spec": spec, "width": width, "seed": seed, "p_test": p, "prime_count": rng.normal()})
+    frame = pd.DataFrame(rows)
+    frame["test_error"] = 0.1 + 0.05 * frame["p_test"] ** 2 + rng.normal(0, 0.01, len(frame))
+    text = f"""
+controls = ["prime_count"]
+[[hypothesis]]
+name = "f"
+quantity = "p_test"
+outcome = "test_error"
+scope = {{ axes = ["width"], environment = "spec" }}
+[hypothesis.prediction]
+kind = "functional"
+expression = "{form}"
+null = "test_error = a + b*log(width)"
+fit_on = "mlp"
+"""
+    return parse_hypotheses(text), {"f": frame}
+
+
+def test_functional_prediction_beyond_its_setting_is_supported():
+    hypotheses, tables = _functional_tables("test_error = a + b*p_test + c*p_test**2")
+    report = falsify_tables(hypotheses, tables, n_resamples=49)
+    assert report.verdict("f").verdict is Verdict.SUPPORTED, report.verdict("f").reason
+    oos = report.to_frame().query("test == 'out_of_setting' and role == 'quantity'")
+    assert list(oos["environment"]) == ["rff"] and oos["statistic"].item() < 1
+
+
+def test_functional_form_that_does_not_transfer_is_falsified():
+    hypotheses, tables = _functional_tables("test_error = a + b*exp(-p_test)")
+    verdict = falsify_tables(hypotheses, tables, n_resamples=49).verdict("f")
+    assert verdict.verdict is Verdict.FALSIFIED
+    assert "out_of_setting" in verdict.reason or "fit" in verdict.reason
+
+
+@pytest.mark.parametrize(("shift", "expected"), [(0.0, Verdict.SUPPORTED), (0.1, Verdict.FALSIFIED)])
+def test_equivalence_claims(shift, expected):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"init_scale": np.repeat([1.0, 5.0], 40), "seed": np.tile(np.arange(40), 2)})
+    frame["test_error"] = 0.3 + shift * (frame["init_scale"] == 5.0) + rng.normal(0, 0.01, 80)
+    text = """
+controls = []
+[[hypothesis]]
+name = "eq"
+quantity = "init_scale"
+outcome = "test_error"
+equivalence_margin = 0.02
+prediction = { kind = "equivalence", variable = "test_error", by = "init_scale", levels = [1.0, 5.0] }
+"""
+    assert falsify_tables(parse_hypotheses(text), {"eq": frame}).verdict("eq").verdict is expected
+
+
+def test_missing_quantity_is_inconclusive_with_reason():
+    runs = synthetic_runs("predictive", 0).drop(columns=["q"])
+    verdict = falsify_tables(_rank(), {"h": runs}).verdict("h")
+    assert verdict.verdict is Verdict.INCONCLUSIVE and "do not record ['q']" in verdict.reason

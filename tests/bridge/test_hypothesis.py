@@ -1,0 +1,120 @@
+"""Hypothesis TOML files: the worked examples parse; malformed files name file, key and reason."""
+
+from pathlib import Path
+
+import pytest
+
+from bridge.hypothesis import DEFAULT_CONTROLS, HypothesisFileError, Kind, Test, load_hypotheses, parse_hypotheses
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "bridge" / "hypotheses").glob("*.toml"))
+
+RANK = """
+alpha = 0.01
+[[hypothesis]]
+name = "h"
+quantity = "q"
+outcome = "test_error"
+scope = { axes = ["width"] }
+prediction = { kind = "rank", direction = "decreasing" }
+"""
+
+
+def test_worked_examples_parse():
+    assert len(EXAMPLES) >= 2
+    kinds = {h.prediction.kind for path in EXAMPLES for h in load_hypotheses(path)}
+    assert kinds == set(Kind)
+
+
+def test_defaults_and_file_level_settings():
+    (h,) = parse_hypotheses(RANK)
+    assert h.alpha == 0.01
+    assert h.prediction.direction == -1
+    assert h.controls == DEFAULT_CONTROLS
+    assert h.tests == (Test.KENDALL, Test.PSI, Test.CMI, Test.ROBUST, Test.PARTIAL)
+    assert h.at == "final" and h.scope.environment == "spec"
+
+
+def test_functional_and_event_predictions():
+    text = """
+[[hypothesis]]
+name = "f"
+quantity = "p_test"
+outcome = "err"
+prediction = { kind = "functional", expression = "err = a + b*p_test", p0 = { a = 0.5 } }
+[[hypothesis]]
+name = "e"
+quantity = "p_test"
+outcome = "test_error"
+[hypothesis.prediction]
+kind = "event_order"
+first = { expression = "p_train - p_test", above = 0.1 }
+second = { expression = "test_error", below = 0.5 }
+tolerance = 10
+"""
+    f, e = parse_hypotheses(text)
+    assert f.prediction.null.text == "err = c_null"
+    assert f.prediction.p0 == (("a", 0.5),)
+    assert e.prediction.first.quantities == ("p_test", "p_train") and e.prediction.first.above
+    assert not e.prediction.second.above and e.prediction.tolerance == 10.0
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "reason"),
+    [
+        (('name = "h"', 'nom = "h"'), r"hypothesis\[0\]\.name", "missing required key"),
+        (('quantity = "q"', 'quantity = "q"\ncolour = 1'), r"hypothesis\[0\]\.colour", "unknown key"),
+        (('kind = "rank"', 'kind = "ranking"'), r"hypothesis\[0\]\.prediction\.kind", "must be one of"),
+        (('"decreasing"', '"down"'), r"hypothesis\[0\]\.prediction\.direction", "'increasing' or 'decreasing'"),
+        (("alpha = 0.01", "alpha = 0.7"), r"hypothesis\[0\]\.alpha", r"\(0, 0\.5\)"),
+        (("alpha = 0.01", 'alpha = "small"'), "alpha", "expected a number"),
+        (('axes = ["width"]', "axes = []"), r"hypothesis\[0\]\.scope\.axes", "need hyperparameter axes"),
+        (('axes = ["width"]', "axes = [1]"), r"hypothesis\[0\]\.scope\.axes", "non-empty strings"),
+        (
+            ('outcome = "test_error"', 'outcome = "test_error"\ntests = ["fit"]'),
+            r"hypothesis\[0\]\.tests",
+            "does not apply",
+        ),
+        (
+            ('outcome = "test_error"', 'outcome = "test_error"\nat = -3'),
+            r"hypothesis\[0\]\.at",
+            "'final', 'initial' or a step",
+        ),
+        (("[[hypothesis]]", "[hypothesis]"), "hypothesis", "expected an array"),
+        (("prediction = {", "prediction = {{"), "<toml>", ""),
+    ],
+)
+def test_malformed_files_name_file_key_reason(tmp_path, edit, key, reason):
+    path = tmp_path / "bad.toml"
+    path.write_text(RANK.replace(*edit))
+    with pytest.raises(HypothesisFileError, match=rf"bad\.toml: {key}: .*{reason}"):
+        load_hypotheses(path)
+
+
+@pytest.mark.parametrize(
+    ("prediction", "key", "reason"),
+    [
+        ('{ kind = "functional", expression = "gap = a*q" }', "expression", "must be the hypothesis outcome"),
+        ('{ kind = "functional", expression = "err = a +* q" }', "expression", "Cannot parse"),
+        ('{ kind = "equivalence", by = "init", levels = [1] }', "levels", "exactly two values"),
+        ('{ kind = "equivalence", by = "init", levels = [1, 2] }', "equivalence_margin", "needs a margin"),
+        (
+            '{ kind = "event_order", first = { expression = "a", above = 1, below = 2 }, second = '
+            '{ expression = "b", below = 1 } }',
+            "first.above",
+            "exactly one",
+        ),
+    ],
+)
+def test_malformed_predictions(prediction, key, reason):
+    text = f'[[hypothesis]]\nname = "h"\nquantity = "q"\noutcome = "err"\nprediction = {prediction}\n'
+    with pytest.raises(HypothesisFileError, match=rf"^x\.toml: hypothesis\[0\]\.(prediction\.)?{key}: .*{reason}"):
+        parse_hypotheses(text, source="x.toml")
+
+
+def test_duplicate_names_and_empty_files():
+    with pytest.raises(HypothesisFileError, match="duplicate names"):
+        parse_hypotheses(RANK + RANK.replace("alpha = 0.01", ""))
+    with pytest.raises(HypothesisFileError, match="missing required key"):
+        parse_hypotheses("alpha = 0.05")
+    with pytest.raises(FileNotFoundError):
+        load_hypotheses("/nonexistent/h.toml")

@@ -1,0 +1,141 @@
+"""From a Store built from synthetic runs: tables, preregistration, the falsify API and the CLI."""
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic import RECORDED, synthetic_runs, write_store
+
+from bridge import FalsificationReport, falsify, hypothesis_table, parse_hypotheses, prereg_status, preregister
+from bridge.cli import main
+from bridge.hypothesis import Scope
+from bridge.tables import event_table, run_table, values_at
+from empirics.store import Store
+
+HYPOTHESES = """
+[[hypothesis]]
+name = "q-ranks-error"
+quantity = "q"
+outcome = "test_error"
+confounders = ["weight_norm"]
+tests = ["kendall", "partial_rank"]
+scope = { specs = ["synthetic"], axes = ["width", "lr"] }
+prediction = { kind = "rank" }
+
+[[hypothesis]]
+name = "p_test-separates-first"
+quantity = "p_test"
+outcome = "test_error"
+scope = { specs = ["synthetic"] }
+[hypothesis.prediction]
+kind = "event_order"
+first = { expression = "p_train - p_test", above = 0.1 }
+second = { expression = "test_error", below = 0.5 }
+tolerance = 0
+"""
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return synthetic_runs("predictive", 0, n_seeds=3)
+
+
+@pytest.fixture
+def store(tmp_path, runs):
+    with Store(tmp_path / "store") as s:
+        write_store(s, runs, started_at="2026-01-01T00:00:00+00:00")
+        write_store(s, synthetic_runs("noise", 1, n_seeds=1, spec="other", phenomenon="other"))
+        yield s
+
+
+def test_run_table_joins_parameters_outcomes_and_final_values(store, runs):
+    table = run_table(store, RECORDED, scope=Scope(specs=("synthetic",)))
+    assert len(table) == len(runs) and set(table["spec"]) == {"synthetic"}
+    merged = table.merge(runs, on=["width", "lr", "seed"], suffixes=("", "_truth"))
+    for name in (*RECORDED, "test_error"):
+        assert merged[name].to_numpy() == pytest.approx(merged[f"{name}_truth"].to_numpy(), rel=1e-12)
+
+
+def test_values_at_step_and_initial():
+    records = pd.DataFrame(
+        {"run_id": ["a"] * 4, "step": [0, 10, 20, 30], "quantity": ["q"] * 4, "value": [1.0, 2.0, 3.0, 4.0]}
+    )
+    assert values_at(records, 25)["q"].item() == 3.0
+    assert values_at(records, "initial")["q"].item() == 1.0
+    assert values_at(records, "final")["q"].item() == 4.0
+    with pytest.raises(ValueError, match="'at' parameter"):
+        values_at(records, "middle")
+
+
+def test_event_table_lags(store, runs):
+    (_, h) = parse_hypotheses(HYPOTHESES)
+    events = event_table(store, h.prediction.first, h.prediction.second, scope=h.scope)
+    expected_first = 30 + 10 * (events["seed"] % 3)
+    assert events["first_step"].to_numpy() == pytest.approx(expected_first.to_numpy())
+    assert (events["lag"] == 20).all()
+
+
+def test_preregistration_before_and_after_runs(tmp_path, store):
+    path = tmp_path / "h.toml"
+    path.write_text(HYPOTHESES)
+    runs = store.runs()
+    assert not prereg_status(path, store, runs).registered
+    late = preregister(path, store, now=datetime(2026, 6, 1, tzinfo=UTC))
+    status = prereg_status(path, store, runs)
+    assert status.registered and status.before_runs is False and status.runs_before == len(runs)
+    assert "after" in status.describe()
+    assert preregister(path, store).registered_at == late.registered_at  # same content keeps the first time
+    path.write_text(HYPOTHESES + "\n# edited\n")
+    changed = prereg_status(path, store, runs)
+    assert changed.changed and not changed.registered and "CHANGED" in changed.describe()
+    preregister(path, store, now=datetime(2025, 1, 1, tzinfo=UTC))
+    early = prereg_status(path, store, runs)
+    assert early.before_runs is True and early.runs_before == 0
+
+
+def test_falsify_api_on_store(tmp_path, store):
+    path = tmp_path / "h.toml"
+    path.write_text(HYPOTHESES)
+    report = falsify(path, store, n_resamples=99)
+    verdicts = report.verdict_frame().set_index("hypothesis")["verdict"]
+    assert verdicts["q-ranks-error"] == "supported"
+    assert verdicts["p_test-separates-first"] == "supported"
+    frame = report.to_frame()
+    assert {"p_holm", "p_fdr_bh", "outcome", "reason"} <= set(frame.columns)
+    own = frame[frame["role"] == "quantity"]
+    assert (own["p_holm"] >= own["pvalue"]).all()
+    assert report.prereg is not None and not report.prereg.registered
+    table = hypothesis_table(store, report_hypothesis(path))
+    assert set(table["spec"]) == {"synthetic"}
+
+
+def report_hypothesis(path):
+    return parse_hypotheses(path.read_text())[0]
+
+
+def test_cli_prereg_and_falsify_write_results(tmp_path, store, capsys):
+    path = tmp_path / "h.toml"
+    path.write_text(HYPOTHESES)
+    assert main(["prereg", str(path), "--store", str(store.path)]) == 0
+    assert "preregistered h.toml" in capsys.readouterr().out
+    assert main(["falsify", str(path), "--store", str(store.path), "--resamples", "99", "--tests"]) == 0
+    out = capsys.readouterr().out
+    assert "q-ranks-error" in out and "supported" in out and "p_holm" in out
+    assert "after" in out  # registered now, after the runs were created
+    (stored,) = Store(store.path).results("verdict")
+    rebuilt = FalsificationReport.from_payload(json.loads(json.dumps(stored)))
+    assert rebuilt.verdict("q-ranks-error").verdict.value == "supported"
+    assert np.isclose(
+        rebuilt.tests["statistic"].iloc[0], falsify(path, store, n_resamples=99).tests["statistic"].iloc[0]
+    )
+
+
+def test_cli_rejects_malformed_files(tmp_path, store, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text(HYPOTHESES.replace('kind = "rank"', 'kind = "vibes"'))
+    assert main(["prereg", str(path), "--store", str(store.path)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml: hypothesis[0].prediction.kind: must be one of" in err
+    assert store.results("prereg") == []
