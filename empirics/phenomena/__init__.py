@@ -31,7 +31,9 @@ def _load_builtins() -> None:
 
 _BUILTIN_MODULES: tuple[str, ...] = (
     "empirics.phenomena.grokking",
+    "empirics.phenomena.grokking_variants",
     "empirics.phenomena.lottery",
+    "empirics.phenomena.lottery_lmc",
 )
 
 __all__ = ["PHENOMENA", "Phenomenon", "Snapshot", "get_phenomenon", "register"]

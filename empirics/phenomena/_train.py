@@ -127,7 +127,8 @@ def train(
     metrics come from the forward pass of the update); otherwise minibatches drawn by a ``torch.Generator``
     seeded with ``seed`` (epochs of a fresh permutation). Due steps record ``train_loss``, ``test_loss``,
     ``train_error``, ``test_error`` (classification), ``weight_norm``, ``extra(model)`` and the recorder's
-    quantities on :meth:`TrainData.snapshot`. ``step_offset`` shifts recorded step numbers (rewound runs).
+    quantities on :meth:`TrainData.snapshot`. ``step_offset`` shifts recorded step numbers (a continued or
+    rewound segment; its step 0 is not recorded again).
     """
     classification = data.task == "classification"
     init_model = init_model if init_model is not None else _frozen_copy(model)
@@ -135,7 +136,8 @@ def train(
     order, cursor, n = torch.empty(0, dtype=torch.int64), 0, data.x_train.shape[0]
     history = History()
     for step in range(steps + 1):
-        due = recorder is not None and recorder.due(step + step_offset)
+        # a continued segment (step_offset > 0) does not record its first step: the previous segment did
+        due = recorder is not None and recorder.due(step + step_offset) and not (step == 0 and step_offset > 0)
         evaluate = due or step % eval_every == 0 or step == steps
         if batch_size is None and step < steps:
             out = model(data.x_train)
