@@ -3,6 +3,7 @@ recorder's overhead (each run with its recorded quantities vs with no recording 
 
     python benchmarks/sweeps.py                      # the full model-wise double-descent sweep
     python benchmarks/sweeps.py --quick              # its --quick variant
+    python benchmarks/sweeps.py --quick --quantities ntk measures   # override what is recorded
     python benchmarks/sweeps.py --spec my.toml
 
 Without the built-in ``double-descent-mlp`` spec, it falls back to a heavier sweep of the tests' toy
@@ -56,6 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="double-descent-mlp")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quantities", nargs="*", default=None, help="replace the spec's recorded quantities")
     args = parser.parse_args()
     os.environ.setdefault("UNITHEORY_PROGRESS", "0")
     try:
@@ -63,6 +65,8 @@ def main() -> None:
     except FileNotFoundError:
         print(f"note: spec {args.spec!r} not found; using the toy fallback sweep instead")
         spec = toy_fallback(args.quick)
+    if args.quantities is not None:
+        spec = dataclasses.replace(spec, record=dataclasses.replace(spec.record, quantities=tuple(args.quantities)))
     configs = spec.runs()
     print(
         f"spec {spec.name}{' (quick)' if args.quick else ''}: {len(configs)} runs, quantities {configs[0].quantities}"

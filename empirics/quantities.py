@@ -36,7 +36,8 @@ def make_quantity(name: str) -> QuantityFn:
 
 def check_quantities(names: list[str] | tuple[str, ...]) -> None:
     """Raise ``ValueError`` naming any quantity that is not registered (at spec-validation time)."""
-    load_builtin_quantities()
+    if any(n not in QUANTITIES for n in names):
+        load_builtin_quantities()
     missing = [n for n in names if n not in QUANTITIES]
     if missing:
         raise ValueError(f"Unknown quantity(ies) {missing}; available: {sorted(QUANTITIES)}.")

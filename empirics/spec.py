@@ -40,7 +40,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from empirics.phenomena import get_phenomenon
+from empirics.phenomena import PHENOMENA, Phenomenon, get_phenomenon
 from empirics.quantities import QUANTITIES, load_builtin_quantities
 from empirics.recorder import ALWAYS_RECORDED, log_spaced_steps
 
@@ -177,7 +177,7 @@ class ExperimentSpec:
     def runs(self) -> list[RunConfig]:
         """Every run of the sweep, in a stable order (axes in spec order, seeds innermost)."""
         self.validate()
-        phenomenon = get_phenomenon(self.phenomenon)
+        phenomenon = find_phenomenon(self.phenomenon)
         quantities = tuple(dict.fromkeys((*self.record.quantities, *(q for q in ALWAYS_RECORDED if q in QUANTITIES))))
         axes = list(self.sweep)
         out = []
@@ -268,6 +268,13 @@ def load_plugins(plugins: Sequence[str]) -> None:
         module_spec.loader.exec_module(module)
 
 
+def find_phenomenon(name: str) -> Phenomenon:
+    """An instance of phenomenon ``name``; the built-in modules are imported only if it is not registered yet
+    (a plugin's phenomenon starts a worker process without importing every built-in's dependencies)."""
+    cls = PHENOMENA.get(name)
+    return cls() if cls is not None else get_phenomenon(name)
+
+
 def _check_spec(spec: ExperimentSpec) -> None:
     src = spec.source
     if not isinstance(spec.name, str) or not spec.name:
@@ -279,9 +286,10 @@ def _check_spec(spec: ExperimentSpec) -> None:
         load_plugins(spec.plugins)
     except (ImportError, FileNotFoundError) as err:
         raise SpecError(src, "plugins", f"cannot import: {err}") from None
-    load_builtin_quantities()
+    if any(q not in QUANTITIES for q in spec.record.quantities):
+        load_builtin_quantities()
     try:
-        phenomenon = get_phenomenon(spec.phenomenon)
+        phenomenon = find_phenomenon(spec.phenomenon)
     except ValueError as err:
         raise SpecError(src, "phenomenon", str(err)) from None
     defaults = phenomenon.parameters
@@ -379,6 +387,7 @@ __all__ = [
     "RunConfig",
     "Schedule",
     "SpecError",
+    "find_phenomenon",
     "load_plugins",
     "load_spec",
     "spec_from_dict",

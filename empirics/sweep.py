@@ -36,9 +36,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from empirics.phenomena import get_phenomenon
 from empirics.recorder import Recorder
-from empirics.spec import ExperimentSpec, RunConfig, load_plugins
+from empirics.spec import ExperimentSpec, RunConfig, find_phenomenon, load_plugins
 from empirics.store import RunResult, Store
 from theory._validation import check_option, check_positive_int
 
@@ -110,7 +109,7 @@ def execute_run(config: RunConfig, *, threads: int = 1) -> RunResult:
     """
     check_positive_int("threads", threads, owner="execute_run")
     load_plugins(config.plugins)
-    phenomenon = get_phenomenon(config.phenomenon)
+    phenomenon = find_phenomenon(config.phenomenon)
     recorder = Recorder(config.quantities, config.schedule)
     started_at, start = _now(), time.perf_counter()
     with _deterministic(config.seed, threads):
