@@ -121,7 +121,10 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Hypothesis:
-    """A declared, checkable claim "``quantity`` explains ``outcome`` within ``scope``" (see module docstring)."""
+    """A declared, checkable claim "``quantity`` explains ``outcome`` within ``scope``" (see module docstring).
+
+    ``at`` picks which recorded value of each quantity enters the per-run table: ``"final"``, ``"initial"``, a
+    step, or an :class:`Event` (the value at the run's first step where the event holds, e.g. at grokking)."""
 
     name: str
     quantity: str
@@ -129,7 +132,7 @@ class Hypothesis:
     prediction: Prediction
     scope: Scope = Scope()
     tests: tuple[Test, ...] = ()
-    at: str | int = "final"
+    at: str | int | Event = "final"
     alpha: float = 0.05
     equivalence_margin: float | None = None
     confounders: tuple[str, ...] = ()
@@ -280,9 +283,11 @@ def _hypothesis(r: _Reader, defaults: dict[str, Any]) -> Hypothesis:
         r.fail("equivalence_margin", f"must be > 0, got {margin!r}")
     if prediction.kind is Kind.EQUIVALENCE and margin is None:
         r.fail("equivalence_margin", "an equivalence prediction needs a margin")
-    at = r.get("at", (str, int), "final", what="'final', 'initial' or a step")
-    if at not in ("final", "initial") and not (isinstance(at, int) and at >= 0):
-        r.fail("at", f"must be 'final', 'initial' or a step >= 0, got {at!r}")
+    at = r.get("at", (str, int, dict), "final", what="'final', 'initial', a step or an event table")
+    if isinstance(at, dict):
+        at = _event(r, "at")
+    elif at not in ("final", "initial") and not (isinstance(at, int) and at >= 0):
+        r.fail("at", f"must be 'final', 'initial', a step >= 0 or an event table, got {at!r}")
     n_test = r.get("n_test", int, None, what="a positive int")
     if n_test is not None and n_test < 1:
         r.fail("n_test", f"must be >= 1, got {n_test!r}")

@@ -42,13 +42,19 @@ def select_runs(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
     return runs.loc[keep].reset_index(drop=True)
 
 
-def values_at(records: pd.DataFrame, at: str | int = "final") -> pd.DataFrame:
+def values_at(records: pd.DataFrame, at: str | int | Event = "final") -> pd.DataFrame:
     """Wide table run_id × quantity from tidy records: the value at the last step (``"final"``), the first
-    (``"initial"``) or the last recorded step <= ``at`` (an int)."""
+    (``"initial"``), the last recorded step <= ``at`` (an int), or at the run's first step where the
+    :class:`~bridge.hypothesis.Event` ``at`` holds (runs where it never holds get NaN); ``records`` must then
+    include the event's quantities."""
     if records.empty:
         return pd.DataFrame({"run_id": pd.Series(dtype=str)})
     recs = records.sort_values(["run_id", "quantity", "step"], kind="stable")
-    if isinstance(at, int) and not isinstance(at, bool):
+    if isinstance(at, Event):
+        limit = recs["run_id"].map(first_step(records, at))
+        recs = recs[recs["step"] <= limit.fillna(-1).to_numpy()]
+        pick = recs.groupby(["run_id", "quantity"]).tail(1)
+    elif isinstance(at, int) and not isinstance(at, bool):
         recs = recs[recs["step"] <= at]
         pick = recs.groupby(["run_id", "quantity"]).tail(1)
     elif at == "final":
@@ -56,20 +62,25 @@ def values_at(records: pd.DataFrame, at: str | int = "final") -> pd.DataFrame:
     elif at == "initial":
         pick = recs.groupby(["run_id", "quantity"]).head(1)
     else:
-        raise ValueError(f"The 'at' parameter must be 'final', 'initial' or a step >= 0. Got {at!r} instead.")
+        raise ValueError(f"The 'at' parameter must be 'final', 'initial', a step >= 0 or an Event. Got {at!r} instead.")
     wide = pick.pivot(index="run_id", columns="quantity", values="value")
     wide.columns.name = None
     return wide.reset_index()
 
 
-def run_table(store: StoreLike, quantities: Iterable[str], *, at: str | int = "final", scope: Scope = EVERYTHING):
+def run_table(
+    store: StoreLike, quantities: Iterable[str], *, at: str | int | Event = "final", scope: Scope = EVERYTHING
+) -> pd.DataFrame:
     """One row per run in ``scope``: the run columns (ids, parameters, outcomes) joined with each recorded
-    quantity at ``at``. A name that is both an outcome and a record keeps the outcome (the run's final value)."""
+    quantity at ``at`` (see :func:`values_at`). A name that is both an outcome and a record keeps the outcome
+    (the run's final value)."""
     runs = select_runs(store.runs(), scope)
     wanted = [q for q in dict.fromkeys(quantities) if q not in runs.columns]
     if runs.empty or not wanted:
         return runs
-    values = values_at(store.records(run_ids=runs["run_id"].tolist(), quantities=wanted), at)
+    fetch = [*wanted, *at.quantities] if isinstance(at, Event) else wanted
+    values = values_at(store.records(run_ids=runs["run_id"].tolist(), quantities=fetch), at)
+    values = values[["run_id", *[q for q in wanted if q in values.columns]]]
     return runs.merge(values, on="run_id", how="left")
 
 

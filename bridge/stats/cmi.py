@@ -37,11 +37,13 @@ def _entropy(p: np.ndarray, axis: int) -> np.ndarray:
 def _cell_mi_entropy(table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per cell of a (cells, 2, 2) count table over (V_μ, V_g): weight p(u), I(V_μ; V_g | u), H(V_g | u)."""
     totals = table.sum(axis=(1, 2))
-    joint = table / totals[:, None, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        joint = table / totals[:, None, None]
     p_mu, p_g = joint.sum(axis=2), joint.sum(axis=1)
     h_mu, h_g = _entropy(p_mu, 1), _entropy(p_g, 1)
     h_joint = _entropy(joint.reshape(len(table), 4), 1)
-    return totals / totals.sum(), np.maximum(h_mu + h_g - h_joint, 0.0), h_g
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return totals / totals.sum(), np.maximum(h_mu + h_g - h_joint, 0.0), h_g
 
 
 def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,6 +53,8 @@ def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _table(v_mu: np.ndarray, v_g: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    if len(v_mu) == 0:  # every pair tied: an all-zero table, whose scores come out NaN
+        return np.zeros((1, 2, 2))
     _, codes = np.unique(cells, axis=0, return_inverse=True) if cells.size else (None, np.zeros(len(v_mu), int))
     codes = np.asarray(codes).reshape(-1)
     table = np.zeros((codes.max() + 1, 2, 2))

@@ -8,6 +8,8 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge.stats import conditional_mutual_information
 
@@ -92,3 +94,14 @@ def test_cmi_validation(kwargs, match):
     args = {"axes": ["w"], **kwargs}
     with pytest.raises(ValueError, match=match):
         conditional_mutual_information(frame, "q", "err", **args)
+
+
+@given(st.lists(st.tuples(st.integers(1, 3), st.integers(-9, 9), st.integers(-9, 9)), min_size=4, max_size=10))
+def test_cmi_depends_only_on_signs(rows):
+    """Strictly increasing transforms of the quantity and the outcome leave every Î_S unchanged."""
+    frame = pd.DataFrame(rows, columns=["w", "q", "err"])
+    moved = frame.assign(q=np.exp(frame["q"] / 5), err=frame["err"] ** 3 + 1.0 * frame["err"])
+    for method in ("jiang2020", "pgdl2020"):
+        a = conditional_mutual_information(frame, "q", "err", ["w"], method=method)
+        b = conditional_mutual_information(moved, "q", "err", ["w"], method=method)
+        assert a.details == pytest.approx(b.details, nan_ok=True)

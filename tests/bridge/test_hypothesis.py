@@ -56,6 +56,12 @@ tolerance = 10
     assert f.prediction.p0 == (("a", 0.5),)
     assert e.prediction.first.quantities == ("p_test", "p_train") and e.prediction.first.above
     assert not e.prediction.second.above and e.prediction.tolerance == 10.0
+    (at_event,) = parse_hypotheses(
+        RANK.replace(
+            'outcome = "test_error"', 'outcome = "test_error"\nat = { expression = "test_error", below = 0.5 }'
+        )
+    )
+    assert at_event.at.text == "test_error" and at_event.at.threshold == 0.5
 
 
 @pytest.mark.parametrize(
@@ -77,7 +83,7 @@ tolerance = 10
         (
             ('outcome = "test_error"', 'outcome = "test_error"\nat = -3'),
             r"hypothesis\[0\]\.at",
-            "'final', 'initial' or a step",
+            "'final', 'initial', a step",
         ),
         (("[[hypothesis]]", "[hypothesis]"), "hypothesis", "expected an array"),
         (("prediction = {", "prediction = {{"), "<toml>", ""),

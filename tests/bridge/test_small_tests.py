@@ -61,3 +61,12 @@ def test_validation():
         adjust_pvalues([0.1], "bonferroni")
     with pytest.raises(ValueError, match="'tolerance' parameter of event_lag_test"):
         event_lag_test([1.0], tolerance=-1)
+
+
+def test_result_summary_and_unpacking():
+    res = event_lag_test([5, 7, 9, 3, 4, 8])
+    statistic, pvalue = res
+    assert (statistic, pvalue) == (res.statistic, res.pvalue)
+    text = res.summary()
+    assert "Event ordering (sign test)" in text and "95% interval" in text and "tolerance" in text
+    assert f"{res.pvalue:.4g}" in text

@@ -69,6 +69,16 @@ def test_values_at_step_and_initial():
         values_at(records, "middle")
 
 
+def test_values_at_an_event(store, runs):
+    """q at the first step where p_test has separated from p_train (t_sep = 30 + 10 (seed mod 3))."""
+    (_, h) = parse_hypotheses(HYPOTHESES)
+    table = run_table(store, ["q"], at=h.prediction.first, scope=Scope(specs=("synthetic",)))
+    merged = table.merge(runs, on=["width", "lr", "seed"], suffixes=("", "_truth"))
+    t_sep = 30 + 10 * (merged["seed"] % 3)
+    assert merged["q"].to_numpy() == pytest.approx((merged["q_truth"] * t_sep / 100).to_numpy(), rel=1e-12)
+    assert "p_test" not in table.columns
+
+
 def test_event_table_lags(store, runs):
     (_, h) = parse_hypotheses(HYPOTHESES)
     events = event_table(store, h.prediction.first, h.prediction.second, scope=h.scope)
