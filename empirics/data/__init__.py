@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,8 @@ def load_dataset(name: str, cache_dir: str | Path | None = None, **kwargs: Any) 
     """Generate the data set ``name`` with ``kwargs``, or load it from ``cache_dir/{name}-{hash}.npz``.
 
     The hash is :func:`~empirics.data.base.args_hash` of the resolved arguments (defaults included), so any
-    change of argument gives a new file. ``cache_dir=None`` generates without caching.
+    change of argument gives a new file. ``cache_dir=None`` uses the folder named by the environment variable
+    ``UNITHEORY_DATA_CACHE`` (a runner sets it next to its store) and generates without caching when unset.
 
     Example:
         >>> ds = load_dataset("mnist1d", n_train=100, n_test=50)
@@ -62,6 +64,7 @@ def load_dataset(name: str, cache_dir: str | Path | None = None, **kwargs: Any) 
         ((100, 40), 10)
     """
     args = resolve_dataset_args(name, **kwargs)
+    cache_dir = cache_dir if cache_dir is not None else os.environ.get("UNITHEORY_DATA_CACHE")
     if cache_dir is None:
         return DATASETS[name](**args)
     path = Path(cache_dir) / f"{name}-{args_hash(name, args)}.npz"

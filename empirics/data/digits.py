@@ -14,8 +14,9 @@ from theory._validation import check_in_range, check_positive_int
 def digits(n_train: int = 500, n_test: int = 1000, label_noise: float = 0.0, split_seed: int = 0) -> Dataset:
     """The 1,797 8×8 digits of ``sklearn.datasets.load_digits``, pixels /16 then centred by the train mean.
 
-    A random permutation seeded by ``split_seed`` gives the first ``n_train`` examples to train and the next
-    ``n_test`` to test (``n_train + n_test <= 1797``); ``label_noise`` flips train labels as
+    A random permutation seeded by ``split_seed`` gives its first ``n_train`` examples to train and its last
+    ``n_test`` to test (``n_train + n_test <= 1797``; the test set does not change with ``n_train``, as a
+    sample-wise sweep needs); ``label_noise`` flips train labels as
     :func:`~empirics.data.base.add_label_noise` (seeded by ``split_seed``).
     """
     check_positive_int("n_train", n_train, owner="digits")
@@ -26,11 +27,11 @@ def digits(n_train: int = 500, n_test: int = 1000, label_noise: float = 0.0, spl
         raise ValueError(f"digits has {x.shape[0]} examples; n_train + n_test = {n_train + n_test} is too many.")
     order = np.random.default_rng(split_seed).permutation(x.shape[0])
     x, y = x[order] / 16.0, y[order].astype(np.int64)
-    x_train, x_test = x[:n_train], x[n_train : n_train + n_test]
+    x_train, x_test = x[:n_train], x[x.shape[0] - n_test :]
     mean = x_train.mean(axis=0)
     clean = y[:n_train]
     noisy = add_label_noise(clean, label_noise, 10, seed=split_seed) if label_noise > 0 else clean
     args = {"n_train": n_train, "n_test": n_test, "label_noise": label_noise, "split_seed": split_seed}
     return Dataset(
-        "digits", x_train - mean, noisy, x_test - mean, y[n_train : n_train + n_test], "classification", 10, clean, args
+        "digits", x_train - mean, noisy, x_test - mean, y[x.shape[0] - n_test :], "classification", 10, clean, args
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -13,8 +14,12 @@ from empirics.data.base import Dataset, add_label_noise
 from theory._validation import check_in_range, check_positive_int
 
 
+@lru_cache(maxsize=4)
 def _make_mnist1d(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """All ``num_samples`` examples of ``mnist1d.data.make_dataset`` (train_split 1), restoring global RNG state."""
+    """All ``num_samples`` examples of ``mnist1d.data.make_dataset`` (train_split 1), restoring global RNG state.
+
+    Memoised (a sweep regenerates the same pool for every width and seed); the arrays are read-only.
+    """
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
@@ -25,6 +30,7 @@ def _make_mnist1d(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
+    data["x"].flags.writeable = data["y"].flags.writeable = False
     return data["x"], data["y"]
 
 
