@@ -275,7 +275,7 @@ def test_gradient_boosting_matches_dense_recursion_and_predict(data, init, rate)
         residual = np.eye(n) - S
         S_test = S_test + rate * _dense_tree(tree, X, X_test) @ residual
         S = S + rate * _dense_tree(tree, X, X) @ residual
-    smoother = GradientBoostingSmoother(gbr, column_block=6)
+    smoother = GradientBoostingSmoother(gbr)
     _check_against_dense(smoother, X, X_test, S, S_test)
     np.testing.assert_allclose(smoother.predict(X_test, y), gbr.predict(X_test), rtol=0, atol=1e-12)
     np.testing.assert_allclose(smoother.predict(X, y), gbr.predict(X), rtol=0, atol=1e-12)

@@ -119,21 +119,22 @@ class TreeSmoother(Smoother):
 class GradientBoostingSmoother(Smoother):
     """A fitted ``GradientBoostingRegressor`` (squared error) as a smoother (Curth et al. 2023, App. B).
 
-    The initial estimator is itself a smoother: the mean, Ŝ_0 = 11ᵀ/n (or 0 for ``init="zero"``). Each round fits a
-    tree to the residuals (I − Ŝ_{t−1})y, so with K_t the leaf-averaging matrix of round t and rate η,
+    The initial estimator is itself a smoother: the mean, Ŝ_0 = 11ᵀ/n (a one-leaf tree with rate 1), or 0 for
+    ``init="zero"``. Each round fits a tree to the residuals (I − Ŝ_{t−1})y, so with K_t = P_t D_t⁻¹ P_tᵀ the
+    leaf-averaging matrix of round t (P_t the n × L_t leaf indicator, D_t the leaf sizes) and rate η,
     Ŝ_t = Ŝ_{t−1} + η K_t (I − Ŝ_{t−1}) and ŝ_t(x)ᵀ = ŝ_{t−1}(x)ᵀ + η k_t(x)ᵀ(I − Ŝ_{t−1}).
-    The columns of R_t = I − Ŝ_t evolve independently (R_t = (I − ηK_t)R_{t−1}), so they are propagated in blocks
-    of b columns through all rounds: time O(T·n·(n + m)), memory O((n + m)·b) with b = ``column_block`` (by
-    default about 32 MB worth of columns); the n×n matrix Ŝ is never held.
+    Each update has rank L_t, so ŝ_T(x)ᵀ = a(x)ᵀ Bᵀ with a(x) = [η p_t(x)ᵀ D_t⁻¹]_t (sparse, one leaf per round) and
+    B = [C_t]_t, C_t = (I − Ŝ_{t−1})ᵀ P_t = P_t − B_{<t} (A_{<t}ᵀ P_t): exact, memory n·r and time O(n·r²) for
+    r = 1 + Σ_t L_t (at most a few thousand); the n×n matrix Ŝ is never formed, and
+    ‖ŝ(x)‖² = a(x)ᵀ (BᵀB) a(x), S_ii = a(x_i)ᵀ B_i.
 
     Args:
         estimator: a fitted ``GradientBoostingRegressor`` with ``loss="squared_error"``, ``subsample=1.0`` (the
             in-bag masks of stochastic boosting are not stored by scikit-learn), ``init=None`` or ``"zero"``, fitted
             without ``sample_weight`` on the inputs later given to ``fit``.
-        column_block: number of columns of R propagated at once; None picks about 32 MB worth.
     """
 
-    def __init__(self, estimator: Any, column_block: int | None = None) -> None:
+    def __init__(self, estimator: Any) -> None:
         _check_fitted_estimator(estimator, (GradientBoostingRegressor,), type(self).__name__)
         owner = type(self).__name__
         if estimator.loss != "squared_error" or estimator.subsample != 1.0:
@@ -144,10 +145,24 @@ class GradientBoostingSmoother(Smoother):
         init = estimator.init_
         if not (init == "zero" or (isinstance(init, DummyRegressor) and init.strategy == "mean")):
             raise ValueError(f"The 'estimator' of {owner} must have init=None (the mean) or 'zero'. Got {init!r}.")
-        if column_block is not None and (isinstance(column_block, bool) or int(column_block) < 1):
-            raise ValueError(f"The 'column_block' parameter of {owner} must be a positive int. Got {column_block!r}.")
         self.estimator = estimator
-        self.column_block = column_block
+
+    def _leaf_columns(self, X: np.ndarray) -> np.ndarray:
+        """(m, T') global columns of r: the leaf of each input in each round (the mean's single leaf first)."""
+        leaves = self.estimator.apply(X).reshape(len(X), -1).astype(np.intp)
+        columns = np.stack([np.searchsorted(self.leaf_ids_[t], leaves[:, t]) for t in range(leaves.shape[1])], 1)
+        columns += self.offsets_[self.has_mean_ : -1]
+        if self.has_mean_:
+            columns = np.hstack([np.zeros((len(X), 1), dtype=np.intp), columns])
+        return columns
+
+    def _coefficients(self, X: np.ndarray) -> scipy.sparse.csr_matrix:
+        """The sparse (m, r) rows a(x)ᵀ = [η_t p_t(x)ᵀ D_t⁻¹]_t."""
+        columns = self._leaf_columns(X)
+        m, rounds = columns.shape
+        values = (self.rates_[None, :] / self.leaf_sizes_[columns]).ravel()
+        rows = np.repeat(np.arange(m), rounds)
+        return scipy.sparse.csr_matrix((values, (rows, columns.ravel())), shape=(m, self.offsets_[-1]))
 
     def _fit(self, X: np.ndarray) -> None:
         if X.shape[1] != self.estimator.n_features_in_:
@@ -155,64 +170,42 @@ class GradientBoostingSmoother(Smoother):
                 f"The 'X' argument must be the estimator's training inputs ({self.estimator.n_features_in_} features)."
                 f" Got shape {X.shape} instead."
             )
-        trees = self.estimator.estimators_[:, 0]
-        self.train_leaves_ = self.estimator.apply(X).reshape(len(X), -1).astype(np.intp)
-        self.leaf_counts_ = [
-            np.bincount(self.train_leaves_[:, t], minlength=tree.tree_.node_count) for t, tree in enumerate(trees)
-        ]
-        self.members_ = [
-            scipy.sparse.csr_matrix(
-                (np.ones(len(X)), (self.train_leaves_[:, t], np.arange(len(X)))), shape=(tree.tree_.node_count, len(X))
-            )
-            for t, tree in enumerate(trees)
-        ]
-        self.init_weight_ = 1.0 / len(X) if self.estimator.init_ != "zero" else 0.0
-
-    def _columns(self) -> list[slice]:
-        width = self.column_block or max(1, 2**22 // self.n_train_)
-        return [slice(s, min(s + width, self.n_train_)) for s in range(0, self.n_train_, width)]
-
-    def _block(self, columns: slice, test_leaves: np.ndarray | None) -> np.ndarray:
-        """Columns ``columns`` of ŝ_T(x)ᵀ for inputs with leaves ``test_leaves`` (of Ŝ_T = I − R_T when None)."""
-        n, eta = self.n_train_, self.estimator.learning_rate
-        width = columns.stop - columns.start
-        identity = (np.arange(columns.start, columns.stop), np.arange(width))
-        residual = np.full((n, width), -self.init_weight_)  # columns of R_0 = I − Ŝ_0
-        residual[identity] += 1.0
-        test = None if test_leaves is None else np.full((len(test_leaves), width), self.init_weight_)
-        for t, members in enumerate(self.members_):
-            leaf_means = (members @ residual) / np.maximum(self.leaf_counts_[t], 1)[:, None]  # K_t R via leaf means
-            if test is not None:
-                test += eta * leaf_means[test_leaves[:, t]]
-            residual -= eta * leaf_means[self.train_leaves_[:, t]]
-        if test is None:
-            test = -residual
-            test[identity] += 1.0
-        return test
-
-    def _leaves_of(self, X: Any) -> np.ndarray | None:
-        return None if X is None else self.estimator.apply(X).reshape(len(X), -1).astype(np.intp)
-
-    def weights(self, X: Any = None) -> np.ndarray:
-        leaves = self._leaves_of(None if X is None else self._inputs(X))
-        self._check_fitted()
-        return np.hstack([self._block(columns, leaves) for columns in self._columns()])
+        n = len(X)
+        leaves = self.estimator.apply(X).reshape(n, -1).astype(np.intp)
+        self.has_mean_ = int(self.estimator.init_ != "zero")
+        self.leaf_ids_ = [np.unique(leaves[:, t]) for t in range(leaves.shape[1])]
+        sizes = [np.array([float(n)])] * self.has_mean_  # the mean: one leaf holding all n points
+        sizes += [np.bincount(np.searchsorted(ids, leaves[:, t])).astype(float) for t, ids in enumerate(self.leaf_ids_)]
+        self.offsets_ = np.cumsum([0] + [len(c) for c in sizes])
+        self.leaf_sizes_ = np.concatenate(sizes)
+        rate = self.estimator.learning_rate
+        self.rates_ = np.array([1.0] * self.has_mean_ + [rate] * leaves.shape[1])
+        columns = self._leaf_columns(X)  # (n, rounds)
+        indicator = scipy.sparse.csc_matrix(
+            (np.ones(columns.size), (np.repeat(np.arange(n), columns.shape[1]), columns.ravel())),
+            shape=(n, self.offsets_[-1]),
+        )  # [P_t]_t
+        coefficients = self._coefficients(X).tocsc()  # A = [η_t P_t D_t⁻¹]_t
+        basis = np.zeros((n, self.offsets_[-1]))  # B = [C_t]_t
+        for t in range(len(self.rates_)):
+            block = slice(self.offsets_[t], self.offsets_[t + 1])
+            earlier = slice(0, self.offsets_[t])
+            overlap = (coefficients[:, earlier].T @ indicator[:, block]).toarray()  # A_{<t}ᵀ P_t
+            basis[:, block] = indicator[:, block].toarray() - basis[:, earlier] @ overlap
+        self.basis_ = basis
+        self.gram_ = basis.T @ basis
 
     def _weights(self, X: np.ndarray) -> np.ndarray:
-        return self.weights(X)
+        return (self.basis_ @ self._coefficients(X).T.toarray()).T
 
-    def predict(self, X: Any, y: Any) -> np.ndarray:
-        leaves = self._leaves_of(self._inputs(X))
-        y = np.asarray(y, dtype=float)
-        if len(y) != self.n_train_:
-            raise ValueError(f"The 'y' argument must have n_train = {self.n_train_} rows. Got {len(y)} instead.")
-        return sum(self._block(columns, leaves) @ y[columns] for columns in self._columns())
+    def _apply(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return self._coefficients(X) @ (self.basis_.T @ y)
 
     def squared_norms(self, X: Any = None) -> np.ndarray:
-        leaves = self._leaves_of(None if X is None else self._inputs(X))
-        self._check_fitted()
-        return sum(np.einsum("ji,ji->j", w, w) for w in (self._block(c, leaves) for c in self._columns()))
+        a = self._coefficients(self._inputs(X))
+        return np.asarray(a.multiply(a @ self.gram_).sum(axis=1)).ravel()
 
     def diagonal(self) -> np.ndarray:
         self._check_fitted()
-        return np.concatenate([np.diagonal(self._block(c, None)[c]) for c in self._columns()])
+        a = self._coefficients(self.X_train_)
+        return np.asarray(a.multiply(self.basis_).sum(axis=1)).ravel()
