@@ -34,6 +34,7 @@ from bridge.stats import (
 )
 from bridge.tables import StoreLike, hypothesis_table
 from bridge.verdicts import HypothesisVerdict, Verdict, beats_control, decide, judge
+from theory._validation import check_positive_int
 
 COLUMNS = [
     "hypothesis", "test", "subject", "role", "environment", "statistic", "pvalue", "p_holm", "p_fdr_bh",
@@ -186,10 +187,13 @@ def _run_tests(
             if len(lags):
                 add(test, event_lag_test(lags, tolerance=pred.tolerance))
         elif test is Test.TOST and role == "quantity":
-            var = pred.variable
-            a = data.loc[data[pred.by] == pred.levels[0]].sort_values("seed" if "seed" in data else var)[var]
-            b = data.loc[data[pred.by] == pred.levels[1]].sort_values("seed" if "seed" in data else var)[var]
-            add(test, tost(a, b, h.equivalence_margin, paired=pred.paired, alpha=h.alpha))
+            var, (first, second) = pred.variable, pred.levels
+            a, b = data.loc[data[pred.by] == first], data.loc[data[pred.by] == second]
+            if pred.paired:  # pair runs of the two levels by seed (and every other axis in scope)
+                keys = [k for k in ("seed", *axes) if k in data.columns and k != pred.by]
+                both = a.merge(b, on=keys, suffixes=("_a", "_b"))
+                a, b = both.rename(columns={f"{var}_a": var})[[var]], both.rename(columns={f"{var}_b": var})[[var]]
+            add(test, tost(a[var], b[var], h.equivalence_margin, paired=pred.paired, alpha=h.alpha))
     return rows
 
 
@@ -222,6 +226,10 @@ def falsify_tables(
 ) -> FalsificationReport:
     """Falsify ``hypotheses`` on per-run tables (``tables[h.name]``, e.g. synthetic ones, or those built by
     :func:`bridge.tables.hypothesis_table`). ``n_resamples`` sets every bootstrap's size."""
+    check_positive_int("n_resamples", n_resamples, owner="falsify_tables")
+    absent = [h.name for h in hypotheses if h.name not in tables]
+    if absent:
+        raise ValueError(f"falsify_tables: no table for hypotheses {absent}; tables are given for {sorted(tables)}.")
     seeds, rows, skipped = _Seeds(random_state), [], {}
     for h in hypotheses:
         table = tables[h.name]

@@ -150,21 +150,41 @@ def test_functional_form_that_does_not_transfer_is_falsified():
     assert "out_of_setting" in verdict.reason or "fit" in verdict.reason
 
 
+@pytest.mark.parametrize("paired", [False, True])
 @pytest.mark.parametrize(("shift", "expected"), [(0.0, Verdict.SUPPORTED), (0.1, Verdict.FALSIFIED)])
-def test_equivalence_claims(shift, expected):
+def test_equivalence_claims(shift, expected, paired):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"init_scale": np.repeat([1.0, 5.0], 40), "seed": np.tile(np.arange(40), 2)})
-    frame["test_error"] = 0.3 + shift * (frame["init_scale"] == 5.0) + rng.normal(0, 0.01, 80)
-    text = """
+    seed_effect = rng.normal(0, 0.1, 40)[frame["seed"]]  # shared by both levels of a seed: pairing removes it
+    frame["test_error"] = 0.3 + seed_effect + shift * (frame["init_scale"] == 5.0) + rng.normal(0, 0.005, 80)
+    frame = frame.sample(frac=1.0, random_state=1)  # pairing must go by seed, not by row order
+    text = f"""
 controls = []
 [[hypothesis]]
 name = "eq"
 quantity = "init_scale"
 outcome = "test_error"
 equivalence_margin = 0.02
-prediction = { kind = "equivalence", variable = "test_error", by = "init_scale", levels = [1.0, 5.0] }
+[hypothesis.prediction]
+kind = "equivalence"
+variable = "test_error"
+by = "init_scale"
+levels = [1.0, 5.0]
+paired = {str(paired).lower()}
 """
-    assert falsify_tables(parse_hypotheses(text), {"eq": frame}).verdict("eq").verdict is expected
+    report = falsify_tables(parse_hypotheses(text), {"eq": frame})
+    row = report.to_frame().query("role == 'quantity'").iloc[0]
+    if paired:  # the paired interval is much narrower than the independent-samples one
+        assert row["high"] - row["low"] < 0.01
+    # unpaired, the seed effect hides equivalence (inconclusive) but not a difference of 0.1 (falsified)
+    assert report.verdict("eq").verdict is (expected if paired or shift else Verdict.INCONCLUSIVE)
+
+
+def test_falsify_tables_validation():
+    with pytest.raises(ValueError, match=r"no table for hypotheses \['h'\]"):
+        falsify_tables(_rank(), {})
+    with pytest.raises(ValueError, match="'n_resamples' parameter of falsify_tables"):
+        falsify_tables(_rank(), {"h": synthetic_runs("noise", 0)}, n_resamples=0)
 
 
 def test_missing_quantity_is_inconclusive_with_reason():
