@@ -1,0 +1,96 @@
+"""Recorder quantities backed by :mod:`theory`: eNTK spectrum summaries ("ntk") and cheap measures ("measures").
+
+- ``"ntk"`` (:class:`NTKQuantities`): the output-traced empirical NTK Θ_tr(x, x') = (1/O) Σ_o ∂f_o(x)·∂f_o(x')
+  (Jacot et al. 2018; ``theory.ntk.empirical_ntk``, float64) on a fixed subsample, the first
+  :data:`NTK_SUBSAMPLE` training inputs of each snapshot, summarised as ``ntk_trace`` tr Θ, ``ntk_lambda_max``,
+  ``ntk_eff_dim`` N_eff(z) = Σ λ_i/(λ_i + z) at z = tr Θ / N, the mean eigenvalue (Maddox et al. 2020; the
+  choice of z makes it invariant to the kernel's scale), ``ntk_alignment`` the centred kernel-target alignment
+  with the one-hot labels (Cortes et al. 2012) or real targets, ``ntk_velocity`` the kernel distance
+  1 − <K1, K2>_F/(‖K1‖_F‖K2‖_F) (Fort et al. 2020) to the kernel of the previous recorded step (to the initial
+  kernel at the first record) and ``ntk_distance_init`` the kernel distance to the initial model's kernel.
+- ``"measures"`` (:func:`measures`): the cheap measures of ``theory.measures`` (``CHEAP_MEASURES``, Jiang et al.
+  2020 numbering) on the snapshot's training inputs, under their registry names; measures needing class labels
+  are skipped for regression snapshots.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from empirics.phenomena.base import Snapshot
+from empirics.quantities import quantity
+from theory.measures import CHEAP_MEASURES, MEASURES, compute_measures
+from theory.ntk import empirical_ntk
+from theory.spectral import effective_dimension, kernel_distance, kernel_eigh, kernel_target_alignment
+
+#: training inputs (the first ones of each snapshot) on which the "ntk" quantity computes kernels
+NTK_SUBSAMPLE = 128
+
+
+def _traced_ntk(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    """Θ_tr over every parameter, float64; a frozen model (the snapshot's initial copy) is differentiated as a copy."""
+    if not any(p.requires_grad for p in model.parameters()):
+        model = copy.deepcopy(model).requires_grad_(True)
+    return empirical_ntk(model, x, trace_outputs=True, dtype=torch.float64).numpy()
+
+
+def _targets(snapshot: Snapshot, n: int) -> np.ndarray:
+    y = snapshot.y_train[:n]
+    if snapshot.task == "classification":
+        with torch.no_grad():
+            classes = snapshot.model(snapshot.x_train[:1]).shape[-1]
+        return torch.nn.functional.one_hot(y.long(), classes).double().numpy()
+    return y.double().reshape(n, -1).numpy()
+
+
+@quantity("ntk")
+class NTKQuantities:
+    """Stateful per run: remembers the initial and the previous recorded kernel (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._initial: np.ndarray | None = None
+        self._previous: np.ndarray | None = None
+
+    def __call__(self, snapshot: Snapshot) -> dict[str, float]:
+        x = snapshot.x_train[:NTK_SUBSAMPLE]
+        kernel = _traced_ntk(snapshot.model, x)
+        if self._initial is None:
+            self._initial = _traced_ntk(snapshot.init_model, x)
+        previous = self._initial if self._previous is None else self._previous
+        self._previous = kernel
+        eigenvalues = kernel_eigh(kernel).eigenvalues
+        trace = float(np.trace(kernel))
+        return {
+            "ntk_trace": trace,
+            "ntk_lambda_max": float(eigenvalues[0]),
+            "ntk_eff_dim": float(effective_dimension(eigenvalues, trace / len(x))),
+            "ntk_alignment": kernel_target_alignment(kernel, _targets(snapshot, len(x))),
+            "ntk_velocity": kernel_distance(kernel, previous),
+            "ntk_distance_init": kernel_distance(kernel, self._initial),
+        }
+
+
+@quantity("measures")
+def measures(snapshot: Snapshot) -> dict[str, float]:
+    """The cheap ``theory.measures`` on the snapshot's training inputs (labels only for classification).
+
+    A measure undefined at a snapshot (``ValueError`` from ``compute_measures``, e.g. ``spec_init`` at the
+    initialisation, where ‖W − W⁰‖ = 0 enters a logarithm) is recorded as NaN; the others are unaffected.
+    """
+    labelled = snapshot.task == "classification"
+    names = [n for n in CHEAP_MEASURES if labelled or not MEASURES[n].needs_labels]
+    args = (snapshot.model, snapshot.init_model, snapshot.x_train, snapshot.y_train)
+    try:
+        return compute_measures(*args, names, random_state=0)
+    except ValueError:
+        return {name: _one_measure(args, name) for name in names}
+
+
+def _one_measure(args: tuple, name: str) -> float:
+    try:
+        return compute_measures(*args, [name], random_state=0)[name]
+    except ValueError:
+        return float("nan")
