@@ -311,6 +311,10 @@ def test_cheap_smoothers_at_ten_thousand_training_points():
     assert rff.p_train == pytest.approx(100)
     tree = DecisionTreeRegressor(max_leaf_nodes=64, random_state=0).fit(X, X[:, 0] - X[:, 2] ** 2)
     assert effective_parameters_of(tree, X, X_test).p_train == pytest.approx(64)
+    # One boosting round of rate η on the mean: Ŝ = 11ᵀ/n + η(K − 11ᵀ/n), so tr = 1 + η(L − 1), p = 1 − η² + η²L.
+    gbr = GradientBoostingRegressor(n_estimators=1, max_depth=3, learning_rate=0.5).fit(X, X[:, 0] - X[:, 2] ** 2)
+    boosted = effective_parameters_of(gbr, X, X_test)
+    assert boosted.trace_train == pytest.approx(1 + 0.5 * 7) and boosted.p_train == pytest.approx(1 - 0.25 + 0.25 * 8)
 
 
 # --- Validation -------------------------------------------------------------------------------------------------
