@@ -30,6 +30,8 @@ def _load_builtins() -> None:
 
 
 _BUILTIN_MODULES: tuple[str, ...] = (
+    "empirics.phenomena.double_descent",
+    "empirics.phenomena.double_descent_rff",
     "empirics.phenomena.grokking",
     "empirics.phenomena.grokking_variants",
     "empirics.phenomena.lottery",
