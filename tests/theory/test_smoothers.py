@@ -191,6 +191,9 @@ def test_kernel_ridge_matches_dense_solve_and_sklearn(data):
     inverse = np.linalg.inv(k(X, X) + 0.5 * np.eye(len(X)))
     _check_against_dense(KernelRidgeSmoother(k, ridge=0.5), X, X_test, k(X, X) @ inverse, k(X_test, X) @ inverse)
     np.testing.assert_allclose(smoother_for(est).fit(X).predict(X_test, y), est.predict(X_test), atol=1e-10)
+    laplace = lambda a, b, scale: np.exp(-np.abs(a - b).sum() / scale)  # a callable kernel with kernel_params
+    est = KernelRidge(kernel=laplace, kernel_params={"scale": 2.0}, alpha=0.3).fit(X, y)
+    np.testing.assert_allclose(smoother_for(est).fit(X).predict(X_test, y), est.predict(X_test), atol=1e-10)
 
 
 def test_ridgeless_kernel_with_finite_rank_is_a_projection(data):

@@ -66,8 +66,11 @@ def smoother_for(estimator: Any) -> Smoother:
     if isinstance(estimator, LinearRegression):
         return LeastSquaresSmoother(fit_intercept=estimator.fit_intercept)
     if isinstance(estimator, KernelRidge):
-        params = {"gamma": estimator.gamma, "degree": estimator.degree, "coef0": estimator.coef0}
-        params.update(estimator.kernel_params or {})
+        # As KernelRidge._get_kernel: a callable kernel gets kernel_params only, a named one gamma/degree/coef0.
+        if callable(estimator.kernel):
+            params = dict(estimator.kernel_params or {})
+        else:
+            params = {"gamma": estimator.gamma, "degree": estimator.degree, "coef0": estimator.coef0}
         kernel = partial(pairwise_kernels, metric=estimator.kernel, filter_params=True, **params)
         return KernelRidgeSmoother(kernel, ridge=estimator.alpha)
     raise TypeError(
