@@ -98,7 +98,9 @@ class Prediction:
     """One prediction; only the fields of its ``kind`` are set.
 
     rank: ``direction`` (+1 "higher Q -> larger outcome", −1 the reverse). functional: ``expression``, ``null``,
-    ``method``, ``fit_on`` (environment value to fit on; the others are predicted), ``p0``. event_order:
+    ``method``, ``fit_on`` (environment value to fit on; the others are predicted), ``p0``; an expression's
+    symbols that are columns of the run table are data, the others free parameters (so never name a parameter
+    like a run column). event_order:
     ``first``, ``second``, ``tolerance`` (steps B may precede A). equivalence: ``variable`` compared between
     the two ``levels`` of column ``by`` (``paired`` by seed).
     """
