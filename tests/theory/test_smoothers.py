@@ -387,3 +387,29 @@ def test_predict_with_several_outputs_is_weights_times_labels(data, make):
     smoother.fit(X)
     np.testing.assert_allclose(smoother.predict(X_test, labels), smoother.weights(X_test) @ labels, atol=1e-10)
     np.testing.assert_allclose(smoother.predict(X_test, y), smoother.weights(X_test) @ y, atol=1e-10)
+
+
+def test_base_class_defaults_for_a_subclass_that_only_gives_weights(data):
+    """A k-nearest-neighbour averager implements only _fit and _weights; the rest comes from Smoother."""
+    from theory.smoothers import Smoother
+
+    class NearestNeighbours(Smoother):
+        block_size = 4
+
+        def _fit(self, X):
+            self.X_ = X
+
+        def _weights(self, X):
+            distances = ((X[:, None] - self.X_[None]) ** 2).sum(-1)
+            nearest = np.argsort(distances, axis=1)[:, :3]
+            w = np.zeros((len(X), len(self.X_)))
+            np.put_along_axis(w, nearest, 1 / 3, axis=1)
+            return w
+
+    X, X_test, y = data
+    knn = NearestNeighbours()
+    S, S_test = knn.fit(X)._weights(X), knn._weights(X_test)
+    result = _check_against_dense(knn, X, X_test, S, S_test)
+    assert result.trace_train == pytest.approx(len(X) / 3)  # each point is its own nearest neighbour
+    assert result.p_train == pytest.approx(len(X) / 3)
+    np.testing.assert_allclose(knn.predict(X_test, y), S_test @ y)

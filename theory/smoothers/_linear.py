@@ -53,12 +53,15 @@ class LeastSquaresSmoother(Smoother):
         self.fit_intercept = bool(fit_intercept)
         self.rcond = None if rcond is None else check_in_range("rcond", rcond, 0, 1, owner=type(self).__name__)
 
+    def _raw_features(self, X: np.ndarray) -> np.ndarray:
+        return X if self.features is None else as_float_array("features(X)", self.features(X), ndim=(2,))
+
     def _features(self, X: np.ndarray) -> np.ndarray:
-        phi = X if self.features is None else as_float_array("features(X)", self.features(X), ndim=(2,))
-        return phi - self.mean_ if self.fit_intercept else phi
+        """φ(x), centred at the training mean when fitting an intercept."""
+        return self._raw_features(X) - self.mean_
 
     def _fit(self, X: np.ndarray) -> None:
-        phi = X if self.features is None else as_float_array("features(X)", self.features(X), ndim=(2,))
+        phi = self._raw_features(X)
         self.mean_ = phi.mean(axis=0) if self.fit_intercept else np.zeros(phi.shape[1])
         self.U_, d, vt = scipy.linalg.svd(phi - self.mean_, full_matrices=False, lapack_driver="gesdd")
         inverse = _inverse(d, self.ridge, self.rcond, max(phi.shape), power=2)
@@ -79,9 +82,8 @@ class LeastSquaresSmoother(Smoother):
             self._check_fitted()
             return self.U_**2 @ self.train_shrinkage_**2 + self._offset()
         X = self._inputs(X)
-        return np.concatenate([np.sum((self._features(b) @ self.coef_) ** 2, axis=1) for b in self._blocks(X)]) + (
-            self._offset()
-        )
+        norms = [np.sum((self._features(block) @ self.coef_) ** 2, axis=1) for block in self._blocks(X)]
+        return np.concatenate(norms) + self._offset()  # the intercept's 1/n row is orthogonal to the rest
 
     def diagonal(self) -> np.ndarray:
         self._check_fitted()
