@@ -164,8 +164,8 @@ _MAX_ITERATIONS = 100
 
 
 def _chunks(k: int, modes: int) -> list[slice]:
-    """Row chunks so that (chunk, modes) temporaries stay around 16 MB."""
-    width = max(1, 2**21 // modes)
+    """Row chunks so that (chunk, modes) temporaries stay around 512 kB (cache-sized: faster than big chunks)."""
+    width = max(1, 2**16 // modes)
     return [slice(s, min(s + width, k)) for s in range(0, k, width)]
 
 
@@ -212,9 +212,11 @@ def _moments(positive: np.ndarray, kappa: np.ndarray, ridge: float) -> tuple[np.
     """Σ λ/(λ+κ) + δ/κ and its derivative in log κ, −Σ L(1 − L) − δ/κ, for each κ (in row chunks)."""
     value, slope = np.empty_like(kappa), np.empty_like(kappa)
     for rows in _chunks(len(kappa), len(positive)):
-        learn = positive / (positive + kappa[rows, None])
-        value[rows] = learn.sum(axis=1) + ridge / kappa[rows]
-        slope[rows] = -np.einsum("ij,ij->i", learn, 1 - learn) - ridge / kappa[rows]
+        learn = np.add(positive, kappa[rows, None])
+        np.divide(positive, learn, out=learn)
+        total = learn.sum(axis=1)
+        value[rows] = total + ridge / kappa[rows]
+        slope[rows] = np.einsum("ij,ij->i", learn, learn) - total - ridge / kappa[rows]  # −Σ L(1 − L) − δ/κ
     return value, slope
 
 
@@ -271,10 +273,12 @@ def predict_learning_curve(
     positive = lam > 0
     s1, s2, residual = (np.empty_like(sizes) for _ in range(3))
     for rows in _chunks(len(sizes), int(positive.sum())):
-        learn = _learnabilities(lam[positive], kappa[rows])
+        learn = np.add(lam[positive], kappa[rows, None])
+        np.divide(lam[positive], learn, out=learn)  # κ = 0 gives L = 1 on the positive modes
         s1[rows] = learn.sum(axis=1)
         s2[rows] = np.einsum("ij,ij->i", learn, learn)
-        residual[rows] = (1 - learn) ** 2 @ coeffs[positive] ** 2 + np.sum(coeffs[~positive] ** 2)
+        np.subtract(1.0, learn, out=learn)
+        residual[rows] = np.einsum("ij,ij->i", learn, learn * coeffs[positive] ** 2) + np.sum(coeffs[~positive] ** 2)
     # δ/κ directly when κ > 0 (no cancellation); n − Σ L_i, its value by the κ equation, in the ridgeless κ = 0 case.
     with np.errstate(divide="ignore", invalid="ignore"):
         ridge_ratio = np.where(kappa > 0, ridge / kappa, np.clip(sizes - s1, 0.0, None))
