@@ -88,7 +88,7 @@ _sums_to_symbols = {
 
 
 def _aggregate(name: str) -> Any:
-    """Lambdify a sum-level expression; δ/κ becomes n − Σ L_i (the κ equation), valid also in the κ → 0 limit."""
+    """Lambdify a sum-level expression of (n, Σ L, Σ L², Σ (1−L)²v², ε², δ/κ); δ/κ stays finite as κ → 0."""
     expr = LEARNING_CURVE_EXPRESSIONS[name].subs(_sums_to_symbols).subs(_ridge, _ridge_ratio * _kappa)
     return sympy.lambdify((_n, _s1, _s2, _residual, _noise, _ridge_ratio), sympy.simplify(expr), "numpy")
 
@@ -170,7 +170,7 @@ def _chunks(k: int, modes: int) -> list[slice]:
 
 
 def effective_regularization(eigenvalues: Any, n: Any, ridge: float = 0.0) -> np.ndarray:
-    """κ solving Σ_i λ_i/(λ_i + κ) + δ/κ = n (Simon et al. 2023, Eq. 3; Bordelon et al. 2020), vectorised over n.
+    """κ solving Σ_i λ_i/(λ_i + κ) + δ/κ = n (Simon et al. 2023; Bordelon et al. 2020), vectorised over n.
 
     Bracketed root finding on u = log κ: the left side, explicit and decreasing in κ, is tabulated on a log grid
     to give each n a bracket and a start, then polished by safeguarded Newton steps (bisection when a step leaves
