@@ -37,7 +37,8 @@ class MLP(nn.Module):
         super().__init__()
         for name, value in (("input_dim", input_dim), ("output_dim", output_dim), ("width", width)):
             check_positive_int(name, value, owner="MLP")
-        check_positive_int("depth", depth + 1, owner="MLP")  # depth >= 0 hidden layers
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            raise ValueError(f"The 'depth' parameter of MLP must be a non-negative int. Got {depth!r} instead.")
         check_option("activation", activation, ACTIVATIONS, owner="MLP")
         check_in_range("init_scale", init_scale, 0.0, None, inclusive=(False, True), owner="MLP")
         dims = [input_dim] + [width] * depth + [output_dim]

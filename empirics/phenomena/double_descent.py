@@ -81,8 +81,9 @@ class DoubleDescentMLP(Phenomenon):
         q = self.resolve(params)
         for key in ("width", "n_train", "n_test", "snapshot_size"):
             check_positive_int(key, q[key], owner=self.name)
-        check_positive_int("steps", q["steps"] + 1, owner=self.name)
-        check_positive_int("batch_size", q["batch_size"] + 1, owner=self.name)
+        for key in ("steps", "batch_size"):
+            if isinstance(q[key], bool) or not isinstance(q[key], int) or q[key] < 0:
+                raise ValueError(f"The {key!r} parameter of {self.name} must be a non-negative int. Got {q[key]!r}.")
         check_in_range("lr", q["lr"], 0, None, inclusive=(False, True), owner=self.name)
         check_option("effective_parameters", q["effective_parameters"], (True, False), owner=self.name)
         data = load_dataset(

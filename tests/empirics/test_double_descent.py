@@ -171,6 +171,20 @@ def test_entk_effective_parameters_match_autograd_loop():
     assert out["p_test"] == pytest.approx(30 / 7 * np.sum((k_te @ pinv) ** 2), rel=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"steps": -1}, "'steps' parameter of double_descent_mlp must be a non-negative int"),
+        ({"batch_size": 2.5}, "'batch_size' parameter of double_descent_mlp"),
+        ({"width": 0}, "'width' parameter of double_descent_mlp must be a positive int"),
+        ({"lr": 0.0}, "'lr' parameter of double_descent_mlp"),
+    ],
+)
+def test_mlp_rejects_bad_parameters(params, match):
+    with pytest.raises(ValueError, match=match):
+        get_phenomenon("double_descent_mlp").run(params, Recorder())
+
+
 def test_mlp_run_is_deterministic_and_records_standard_scalars():
     params = {
         "width": 8,

@@ -105,6 +105,7 @@ def test_random_feature_maps_match_float64_reference(feature_map):
         ("mlp", {"input_dim": 4, "output_dim": 2, "init_scale": 0}, "'init_scale' parameter of MLP"),
         ("mlp", {"input_dim": 4, "output_dim": 2, "width": 0}, "'width' parameter of MLP must be a positive int"),
         ("conv1d", {"input_length": 8}, "'input_length' parameter of Conv1dNet"),
+        ("mlp", {"input_dim": 4, "output_dim": 2, "depth": -1}, "'depth' parameter of MLP must be a non-negative int"),
         ("random_features", {"input_dim": 4, "output_dim": 2, "feature_map": "x"}, "'feature_map' parameter"),
     ],
 )
