@@ -20,6 +20,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("bridge.cli.export", "export a store's runs and records to CSV or Parquet"),
     "prereg": ("bridge.cli.prereg", "preregister a hypothesis file (content hash + time) before reading data"),
     "falsify": ("bridge.cli.falsify", "test a hypothesis file against a store; print and store the verdicts"),
+    "report": ("bridge.cli.report", "write an HTML report and its Markdown twin from a store's saved verdicts"),
+    "study": ("bridge.cli.study", "run a built-in study: preregister, run the specs, falsify, write the report"),
+    "predict": ("bridge.cli.predict", "theory quantities (eNTK, p_eff, measures, learning curve) of your own model"),
 }
 
 

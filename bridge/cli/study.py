@@ -1,0 +1,36 @@
+"""``unitheory study NAME [--quick]``: preregister a built-in study's hypotheses, run its specs (resumable), test the
+hypotheses and write the report (see :mod:`bridge.studies`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+STUDY_NAMES = ("double-descent", "grokking", "lottery", "prime-control", "cross-phenomenon")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", choices=STUDY_NAMES, help="the built-in study")
+    parser.add_argument("--quick", action="store_true", help="the specs' [quick] variants (minutes on 2 cores)")
+    parser.add_argument(
+        "--store", default=None, help="store directory (default unitheory-studies/quick or unitheory-studies/full)"
+    )
+    parser.add_argument("-o", "--output", default=None, help="report folder (default reports/NAME[-quick]/)")
+    parser.add_argument("--workers", type=int, default=1, help="processes of the pool backend (default 1)")
+    parser.add_argument("--backend", choices=["local", "pool", "ray"], default=None, help="as for unitheory run")
+    parser.add_argument("--address", default=None, help="Ray cluster address (default: a new local instance)")
+    parser.add_argument("--resamples", type=int, default=999, help="bootstrap resamples per interval (default 999)")
+    parser.add_argument("--seed", type=int, default=0, help="random_state of the bootstraps (default 0)")
+
+
+def execute(args: argparse.Namespace) -> int:
+    from bridge.studies import run_study
+
+    output = args.output or f"reports/{args.name}{'-quick' if args.quick else ''}"
+    result = run_study(
+        args.name, quick=args.quick, store=args.store, output=output, workers=args.workers, backend=args.backend,
+        address=args.address, n_resamples=args.resamples, random_state=args.seed,
+        command="unitheory " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["study"] else None,
+    )  # fmt: skip
+    print(result.summary())
+    return 0

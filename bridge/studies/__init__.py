@@ -1,0 +1,165 @@
+"""Built-in studies: spec files to run, a hypothesis file to preregister and test, a report to write.
+
+``run_study(name)`` (and ``unitheory study NAME``) preregisters the study's hypothesis file in the store, runs
+the missing runs of its specs (resumable: rerunning reuses every stored run), falsifies the hypotheses, saves
+the verdicts and fitted prediction bands in the store and writes the report. Quick and full variants use the
+same spec files (``--quick`` applies their ``[quick]`` tables); keep their stores apart, because a spec keeps
+its name in both.
+
+Studies (hypotheses in ``bridge/studies/NAME.toml``, specs in ``bridge/studies/specs/``):
+
+- ``double-descent``: model-wise (MNIST-1D MLP) and feature-wise (random features) double descent against raw
+  parameter count and effective parameters p_test (Curth et al. 2023; Jeffares et al. 2024).
+- ``grokking``: modular addition with Gromov's MLP; the delay law t ∝ log α / λ (Lyu et al. 2024), weight-norm
+  and distance-from-initialisation explanations.
+- ``lottery``: IMP tickets with rewinding and linear mode connectivity (Frankle et al. 2020).
+- ``prime-control``: the position paper's prime count (Jeffares & van der Schaar 2025) tracking test error,
+  then falsified given weight norm and out of its setting.
+- ``cross-phenomenon``: one quantity (the distance from initialisation, recorded on every run by the plugin
+  :mod:`bridge.studies.quantities`) with the same hypothesis across all three phenomena and the robust sign-error
+  per environment (Dziugaite et al. 2020); the centred eNTK-label alignment on the two MLP phenomena.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from theory._validation import check_option, check_positive_int
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Study:
+    """A built-in study: ``specs`` (file stems in ``bridge/studies/specs/``) and its ``hypotheses`` file."""
+
+    name: str
+    description: str
+    specs: tuple[str, ...]
+    directory: Path = HERE
+
+    @property
+    def hypotheses(self) -> Path:
+        """``directory/NAME.toml`` with dashes as underscores."""
+        return self.directory / f"{self.name.replace('-', '_')}.toml"
+
+    def spec_paths(self) -> list[Path]:
+        """``directory/specs/SPEC.toml`` for each of ``specs``."""
+        return [self.directory / "specs" / f"{s}.toml" for s in self.specs]
+
+
+STUDIES: dict[str, Study] = {
+    s.name: s
+    for s in (
+        Study("double-descent", "model-wise and random-features double descent", ("dd-rff", "dd-mlp")),
+        Study("grokking", "modular-addition grokking: delay law, weight norm, distance from init", ("grok-modular",)),
+        Study("lottery", "IMP tickets with rewinding and linear mode connectivity", ("lottery-mlp", "lottery-lmc")),
+        Study("prime-control", "the prime-count control in double descent and grokking", ("dd-mlp", "grok-modular")),
+        Study(
+            "cross-phenomenon",
+            "distance from initialisation (and eNTK alignment) tested with one hypothesis across all three phenomena",
+            ("dd-mlp", "grok-modular", "lottery-mlp"),
+        ),
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What :func:`run_study` did: the sweeps, the verdict table, the report paths and the wall time."""
+
+    study: str
+    quick: bool
+    store: Path
+    sweeps: tuple[str, ...]
+    verdicts: pd.DataFrame = field(compare=False)
+    report_html: Path | None
+    wall_s: float
+
+    def summary(self) -> str:
+        lines = [*self.sweeps, self.verdicts.to_string(index=False)]
+        if self.report_html is not None:
+            lines.append(f"report: {self.report_html}")
+        lines.append(f"study {self.study}{' (quick)' if self.quick else ''}: {self.wall_s:.1f} s")
+        return "\n".join(lines)
+
+
+def get_study(name: str) -> Study:
+    """The built-in study ``name``; ``ValueError`` lists the known ones."""
+    return STUDIES[check_option("name", name, list(STUDIES), owner="get_study")]
+
+
+def default_store(quick: bool) -> Path:
+    """``unitheory-studies/quick`` or ``unitheory-studies/full``: one store per variant, shared by the studies."""
+    return Path("unitheory-studies") / ("quick" if quick else "full")
+
+
+def run_study(
+    name: str | Study,
+    *,
+    quick: bool = False,
+    store: str | Path | None = None,
+    output: str | Path | None = None,
+    workers: int = 1,
+    backend: str | None = None,
+    address: str | None = None,
+    n_resamples: int = 999,
+    random_state: int = 0,
+    command: str | None = None,
+    log: Callable[[str], None] | None = print,
+) -> StudyResult:
+    """Preregister, run (resumably), falsify, save verdicts and prediction bands, and write the report.
+
+    Args:
+        name: a key of :data:`STUDIES` (or a :class:`Study`, e.g. one of your own in another directory).
+        quick: apply each spec's ``[quick]`` overrides (minutes on 2 cores instead of hours).
+        store: the store directory (default :func:`default_store`).
+        output: the report folder (None: no report). ``COMMAND.txt`` there records ``command`` and the wall time.
+        workers, backend, address: as ``unitheory run`` (``backend`` None: ``pool`` if ``workers`` > 1).
+        n_resamples: bootstrap resamples of every test interval and prediction band.
+        random_state: seeds the bootstraps.
+    """
+    from bridge.falsification import falsify
+    from bridge.hypothesis import load_hypotheses
+    from bridge.prereg import preregister
+    from bridge.report import build_report, save_predictions, save_verdicts
+    from empirics.spec import load_spec
+    from empirics.store import Store
+    from empirics.sweep import run_sweep
+
+    study = name if isinstance(name, Study) else get_study(name)
+    check_positive_int("n_resamples", n_resamples, owner="run_study")
+    start = time.perf_counter()
+    hypotheses = load_hypotheses(study.hypotheses)
+    specs = [load_spec(p, quick=quick) for p in study.spec_paths()]
+    with Store(store or default_store(quick)) as db:
+        preregister(study.hypotheses, db)
+        sweeps = []
+        for spec in specs:
+            chosen = backend or ("pool" if workers > 1 else "local")
+            summary = run_sweep(spec, db, backend=chosen, workers=workers, address=address, log=log)
+            sweeps.append(summary.summary())
+        report = falsify(study.hypotheses, db, n_resamples=n_resamples, random_state=random_state)
+        save_verdicts(db, study.hypotheses, report, hypotheses)
+        save_predictions(db, hypotheses, n_resamples=min(n_resamples, 200), random_state=random_state)
+        html = None
+        if output is not None:
+            title = f"unitheory study: {study.name}{' (quick)' if quick else ''}"
+            built = build_report(
+                db, output, title=title, random_state=random_state,
+                specs=[s.name for s in specs], files=[study.hypotheses.name],
+            )  # fmt: skip
+            html = built.html
+        wall = time.perf_counter() - start
+        if output is not None:
+            shown = command or f"unitheory study {study.name}{' --quick' if quick else ''}"
+            Path(output, "COMMAND.txt").write_text(f"{shown}\nwall time: {wall:.1f} s\nstore: {db.path}\n")
+        return StudyResult(study.name, quick, Path(db.path), tuple(sweeps), report.verdict_frame(), html, wall)
+
+
+__all__ = ["STUDIES", "Study", "StudyResult", "default_store", "get_study", "run_study"]
