@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from theory import NTKImplementation, empirical_ntk, jacobian, resolve_implementation
+from theory.ntk import structured
 
 IMPLEMENTATIONS = ["structured", "jacobian", "ntk_vp"]
 
@@ -243,3 +244,20 @@ def test_float32_model_computed_in_float64_on_request(name):
         theta = empirical_ntk(model32, x32, implementation=implementation, dtype=torch.float64)
         assert_close(theta, expected, 1e-5)
         assert empirical_ntk(model32, x32, implementation=implementation).dtype == torch.float32
+
+
+@pytest.mark.parametrize("patch_grams", [True, False])
+@pytest.mark.parametrize("name", ["conv1d", "conv2d_batchnorm"])
+@pytest.mark.parametrize("mode", ["full", "trace", "diag"])
+def test_both_structured_conv_forms_match_the_reference(monkeypatch, name, patch_grams, mode):
+    """Conv layers are contracted by patch/δ Grams or by per-sample gradients, whichever is cheaper: test both."""
+    monkeypatch.setattr(structured, "_prefer_patch_grams", lambda *args: patch_grams)
+    monkeypatch.setattr(structured, "_PAIR_ELEMENTS", 500)  # forces several row chunks
+    model, x1, x2 = build_case(name)
+    expected = reference(name)[1]
+    expected = expected if mode == "full" else expected.diagonal(dim1=2, dim2=3)
+    expected = expected.mean(-1) if mode == "trace" else expected
+    theta = empirical_ntk(
+        model, x1, x2, implementation="structured", trace_outputs=mode == "trace", diagonal_outputs=mode == "diag"
+    )
+    assert_close(theta, expected)

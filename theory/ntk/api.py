@@ -46,6 +46,7 @@ class KernelBackend(Protocol):
     """What an implementation provides to the blocked driver: per-block features and their contraction."""
 
     groups: dict[str, tuple[str, ...]]
+    mode: str  # "full", "trace" or "diag"
 
     def bytes_per_sample(self, x: Tensor) -> int:
         """Memory of one sample's features (sizes the default block)."""
@@ -123,9 +124,9 @@ def empirical_ntk(
         if problem:
             raise ValueError(f"implementation='structured' of empirical_ntk cannot handle this model: {problem}.")
     groups = view.groups if per_layer else {"": view.names}
-    backend = _BACKENDS[impl](view, groups)
     mode = "trace" if trace_outputs else "diag" if diagonal_outputs else "full"
-    out = _blocked(backend, view, view.cast_input(x1), None if x2 is None else view.cast_input(x2), mode, block_size)
+    backend = _BACKENDS[impl](view, groups, mode)
+    out = _blocked(backend, view, view.cast_input(x1), None if x2 is None else view.cast_input(x2), block_size)
     return out if per_layer else out[""]
 
 
@@ -174,10 +175,10 @@ def _check_inputs(x1: Tensor, x2: Tensor | None) -> None:
 
 
 def _blocked(
-    backend: KernelBackend, view: ModelView, x1: Tensor, x2: Tensor | None, mode: str, block: int | None
+    backend: KernelBackend, view: ModelView, x1: Tensor, x2: Tensor | None, block: int | None
 ) -> dict[str, Tensor]:
     """Fill preallocated kernels block by block; column features are cached while they fit in memory."""
-    symmetric = x2 is None
+    symmetric, mode = x2 is None, backend.mode
     x2 = x1 if symmetric else x2
     n1, n2 = x1.shape[0], x2.shape[0]
     n_out = view(x1[:1]).shape[1]
@@ -206,7 +207,7 @@ def _blocked(
         for i in range(0, n1, block):
             rows = column(i) if symmetric else backend.features(x1[i : i + block])
             for j in range(i if symmetric else 0, n2, block):
-                blocks = backend.contract(rows, rows if symmetric and j == i else column(j), mode)
+                blocks = backend.contract(rows, rows if symmetric and j == i else column(j))
                 for key, value in blocks.items():
                     out[key][i : i + block, j : j + block] = value
                     if symmetric and j > i:

@@ -69,9 +69,10 @@ def contract(g1: Tensor, g2: Tensor, mode: str) -> Tensor:
 class JacobianBackend:
     """Kernel blocks as contractions of per-sample Jacobian blocks, one parameter group at a time."""
 
-    def __init__(self, view: ModelView, groups: dict[str, tuple[str, ...]]) -> None:
+    def __init__(self, view: ModelView, groups: dict[str, tuple[str, ...]], mode: str) -> None:
         self.view = view
         self.groups = groups
+        self.mode = mode
 
     def bytes_per_sample(self, x: Tensor) -> int:
         n_out = self.view(x[:1]).shape[1]
@@ -80,5 +81,5 @@ class JacobianBackend:
     def features(self, x: Tensor) -> dict[str, Tensor]:
         return jacobian_features(self.view, x, self.groups)
 
-    def contract(self, f1: dict[str, Tensor], f2: dict[str, Tensor], mode: str) -> dict[str, Tensor]:
-        return {key: contract(f1[key], f2[key], mode) for key in self.groups}
+    def contract(self, f1: dict[str, Tensor], f2: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {key: contract(f1[key], f2[key], self.mode) for key in self.groups}

@@ -21,9 +21,10 @@ _CHUNK_BYTES = 2**27
 class NTKVPBackend:
     """Kernel blocks from NTK-vector products, one parameter group at a time."""
 
-    def __init__(self, view: ModelView, groups: dict[str, tuple[str, ...]]) -> None:
+    def __init__(self, view: ModelView, groups: dict[str, tuple[str, ...]], mode: str) -> None:
         self.view = view
         self.groups = groups
+        self.mode = mode
 
     def bytes_per_sample(self, x: Tensor) -> int:
         return 0
@@ -31,8 +32,8 @@ class NTKVPBackend:
     def features(self, x: Tensor) -> Tensor:
         return x
 
-    def contract(self, x1: Tensor, x2: Tensor, mode: str) -> dict[str, Tensor]:
-        return {key: self._group_block(names, x1, x2, mode) for key, names in self.groups.items()}
+    def contract(self, x1: Tensor, x2: Tensor) -> dict[str, Tensor]:
+        return {key: self._group_block(names, x1, x2, self.mode) for key, names in self.groups.items()}
 
     def _group_block(self, names: tuple[str, ...], x1: Tensor, x2: Tensor, mode: str) -> Tensor:
         view = self.view
