@@ -6,6 +6,7 @@ import copy
 import itertools
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -568,3 +569,15 @@ def test_bad_inputs_raise_clear_errors():
         compute_measures(nn.LayerNorm(4), names=["log_prod_spec"])
     with pytest.raises(TypeError, match="'x' parameter must be a torch.Tensor"):
         margin(net, "x", y)
+
+
+def test_measures_relative_to_init_are_defined_at_initialisation():
+    """At θ = θ⁰ every ‖W − W⁰‖ is 0: spec-init is log 0 = −inf and Bartlett's R with M = W⁰ is 0, not an error."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    x, y = torch.randn(20, 5), torch.randint(0, 3, (20,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        values = compute_measures(model, copy.deepcopy(model), x, y, names=["spec_init", "bartlett_init_over_margin"])
+    assert values["spec_init"] == -math.inf
+    assert values["bartlett_init_over_margin"] in (0.0, math.inf)  # 0/γ, or inf when γ <= 0

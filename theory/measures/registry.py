@@ -86,8 +86,14 @@ def _spec_orig(inp: MeasureInputs) -> float:
 
 
 def _spec_init(inp: MeasureInputs) -> float:
-    """log(Π_i ‖W_i‖₂² / γ² · Σ_i ‖W_i − W_i⁰‖_F² / ‖W_i‖₂²) (Jiang et al. 2020, Eq. 29, "spec-init")."""
-    return inp.over_margin(inp.log_prod_spec + math.log((inp.dist2 / inp.spec**2).sum()))
+    """log(Π_i ‖W_i‖₂² / γ² · Σ_i ‖W_i − W_i⁰‖_F² / ‖W_i‖₂²) (Jiang et al. 2020, Eq. 29, "spec-init").
+
+    −inf at initialisation, where every ‖W_i − W_i⁰‖_F is 0.
+    """
+    dispersion = (inp.dist2 / inp.spec**2).sum()
+    if dispersion == 0:
+        return -math.inf
+    return inp.over_margin(inp.log_prod_spec + math.log(dispersion))
 
 
 def _path_norm(inp: MeasureInputs) -> float:

@@ -142,7 +142,10 @@ def bartlett_spectral_complexity(
         pairs = paired_layers(model, prepared(check_model(init_model, "init_model")))
     norms = _matrix_norms([a for a, _ in pairs]) if spec is None else np.asarray(spec, dtype=np.float64)
     l21 = np.array([float((a.matrix - (0 if b is None else b.matrix)).norm(dim=1).sum()) for a, b in pairs])
-    log_r = np.log(lipschitz * norms).sum() + 1.5 * np.log(((l21 / norms) ** (2 / 3)).sum())
+    dispersion = ((l21 / norms) ** (2 / 3)).sum()
+    if dispersion == 0:  # every A_i equals its reference (e.g. at initialisation with M_i = W_i⁰)
+        return 0.0
+    log_r = np.log(lipschitz * norms).sum() + 1.5 * np.log(dispersion)
     return float(np.exp(log_r)) if log_r < 709 else math.inf
 
 
