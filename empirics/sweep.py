@@ -10,8 +10,8 @@ lacks. Backends (:class:`Backend`):
   driver, which writes them. Needs the ``ray`` extra.
 
 Each run is seeded (python, numpy, torch) from ``params["seed"]``, runs with
-``torch.use_deterministic_algorithms(True)`` and a fixed thread count, so two runs of one config give
-bit-identical records on any backend.
+``torch.use_deterministic_algorithms(True)`` and a fixed thread count for torch and for numpy/scipy's BLAS
+(threadpoolctl), so two runs of one config give bit-identical records on any backend.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from empirics.recorder import Recorder
@@ -69,7 +70,7 @@ class SweepSummary:
 
 @contextmanager
 def _deterministic(seed: int, threads: int) -> Iterator[None]:
-    """Seed python/numpy/torch, switch torch to deterministic kernels and ``threads`` threads; restore after."""
+    """Seed python/numpy/torch, deterministic torch kernels, ``threads`` torch and BLAS threads; restore after."""
     saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -77,7 +78,8 @@ def _deterministic(seed: int, threads: int) -> Iterator[None]:
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
     try:
-        yield
+        with threadpool_limits(limits=threads):  # numpy/scipy BLAS too: thread count changes float results
+            yield
     finally:
         torch.set_num_threads(saved[0])
         torch.use_deterministic_algorithms(saved[1])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from threadpoolctl import threadpool_info
 
 from empirics.phenomena import Phenomenon, Snapshot, register
 from empirics.quantities import quantity
@@ -68,6 +69,13 @@ def toy_weight_norm(snapshot: Snapshot) -> dict[str, float]:
     return {"weight_norm": float(sum(p.detach().pow(2).sum() for p in snapshot.model.parameters()).sqrt())}
 
 
+@quantity("toy_threads")
+def toy_threads(snapshot: Snapshot) -> dict[str, float]:
+    """The torch and BLAS thread counts a run sees: they must not depend on the backend."""
+    blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    return {"torch_threads": float(torch.get_num_threads()), "blas_threads": float(max(blas))}
+
+
 @quantity("toy_velocity")
 class ToyVelocity:
     """Stateful: distance of the parameters from those at the previous recorded step (0 at the first)."""
@@ -90,7 +98,7 @@ def make_toy_spec(**overrides) -> ExperimentSpec:
         "seeds": (0, 1),
         "params": {"steps": 20},
         "sweep": {"width": (2, 5)},
-        "record": RecordSpec(quantities=("toy_weight_norm", "toy_velocity"), count=6),
+        "record": RecordSpec(quantities=("toy_weight_norm", "toy_velocity", "toy_threads"), count=6),
         "plugins": (TOY_PLUGIN,),
         **overrides,
     }
@@ -108,7 +116,7 @@ steps = 20
 [sweep]
 width = [2, 5]
 [record]
-quantities = ["toy_weight_norm", "toy_velocity"]
+quantities = ["toy_weight_norm", "toy_velocity", "toy_threads"]
 schedule = "log"
 count = 6
 [quick]

@@ -29,7 +29,7 @@ def test_quick_overrides_replace_seeds_and_merge_tables(toy_toml):
     quick = load_spec(toy_toml, quick=True)
     runs = quick.runs()
     assert [(c.params["width"], c.params["steps"], c.seed) for c in runs] == [(3, 5, 0)]
-    assert quick.record.count == 3 and quick.record.quantities == ("toy_weight_norm", "toy_velocity")
+    assert quick.record.count == 3 and quick.record.quantities == ("toy_weight_norm", "toy_velocity", "toy_threads")
     assert runs[0].schedule == tuple(log_spaced_steps(5, 3))
 
 
@@ -58,7 +58,7 @@ def test_always_recorded_controls_are_added(toy_spec):
     from empirics.controls import CONTROL_QUANTITIES
 
     config = toy_spec().runs()[0]
-    assert config.quantities == ("toy_weight_norm", "toy_velocity", *CONTROL_QUANTITIES)
+    assert config.quantities == ("toy_weight_norm", "toy_velocity", "toy_threads", *CONTROL_QUANTITIES)
 
 
 @given(st.integers(1, 5000), st.integers(1, 40))

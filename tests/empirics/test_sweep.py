@@ -46,7 +46,9 @@ def test_records_follow_the_schedule_with_controls_and_fresh_stateful_quantities
     for config in spec.runs():
         mine = records[records["run_id"] == config.run_id]
         names = set(mine["quantity"])
-        assert {"train_loss", "test_loss", "weight_norm", "velocity", *CONTROL_QUANTITIES, RANDOM_MEASURE} == names
+        expected = {"train_loss", "test_loss", "weight_norm", "velocity", "torch_threads", "blas_threads"}
+        assert expected | {*CONTROL_QUANTITIES, RANDOM_MEASURE} == names
+        assert set(mine.loc[mine["quantity"].isin(["torch_threads", "blas_threads"]), "value"]) == {1.0}
         for name in names:
             assert tuple(mine.loc[mine["quantity"] == name, "step"]) == config.schedule
         velocity = mine[mine["quantity"] == "velocity"]["value"].to_numpy()
