@@ -137,7 +137,8 @@ def _run_tests(
     # a control may track the outcome with either sign: orient it the way it does best
     sign = pred.direction
     if role != "quantity" and subject in data.columns and len(data) > 1:
-        sign = int(np.sign(kendall_tau_sign(data[subject], data[out])) or 1)
+        tau = kendall_tau_sign(data[subject], data[out])  # NaN for a constant control (e.g. a fixed param count)
+        sign = int(np.sign(tau)) if np.isfinite(tau) and tau != 0 else 1
     oriented = data.assign(_q=sign * data[subject]) if subject in data.columns else data
 
     def add(test: Test, result: TestResult, environment: str = "all") -> None:
