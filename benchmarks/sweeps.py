@@ -4,6 +4,7 @@ recorder's overhead (each run with its recorded quantities vs with no recording 
     python benchmarks/sweeps.py                      # the full model-wise double-descent sweep
     python benchmarks/sweeps.py --quick              # its --quick variant
     python benchmarks/sweeps.py --quick --quantities ntk measures   # override what is recorded
+    python benchmarks/sweeps.py --seeds 0                # the full sweep, one seed
     python benchmarks/sweeps.py --spec my.toml
 
 Without the built-in ``double-descent-mlp`` spec, it falls back to a heavier sweep of the tests' toy
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--spec", default="double-descent-mlp")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--quantities", nargs="*", default=None, help="replace the spec's recorded quantities")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="replace the spec's seeds")
     args = parser.parse_args()
     os.environ.setdefault("UNITHEORY_PROGRESS", "0")
     try:
@@ -69,6 +71,8 @@ def main() -> None:
         spec = toy_fallback(args.quick)
     if args.quantities is not None:
         spec = dataclasses.replace(spec, record=dataclasses.replace(spec.record, quantities=tuple(args.quantities)))
+    if args.seeds is not None:
+        spec = dataclasses.replace(spec, seeds=tuple(args.seeds))
     configs = spec.runs()
     print(
         f"spec {spec.name}{' (quick)' if args.quick else ''}: {len(configs)} runs, quantities {configs[0].quantities}"

@@ -100,14 +100,15 @@ class Store:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
         with self._transaction() as conn:
-            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            if row[0] is None:
+            version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+            if version is None:
                 conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-            elif row[0] > SCHEMA_VERSION:
-                raise ValueError(
-                    f"Store {str(self.path)!r} has schema version {row[0]}, newer than this unitheory's schema "
-                    f"version {SCHEMA_VERSION}; upgrade unitheory to read it."
-                )
+        if version is not None and version > SCHEMA_VERSION:
+            self.close()
+            raise ValueError(
+                f"Store {str(self.path)!r} has schema version {version}, newer than this unitheory's schema "
+                f"version {SCHEMA_VERSION}; upgrade unitheory to read it."
+            )
 
     def close(self) -> None:
         self._conn.close()
