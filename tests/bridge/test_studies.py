@@ -1,0 +1,185 @@
+"""Built-in studies: consistent specs and hypothesis files, an end-to-end study (preregister, run, falsify, report)
+that resumes, the prime-control hypotheses falsifying a planted weight-magnitude confound, and the README's
+newcomer snippets executed as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bridge.cli import main
+from bridge.cli.study import STUDY_NAMES
+from bridge.falsification import falsify_tables
+from bridge.hypothesis import load_hypotheses
+from bridge.studies import STUDIES, Study, get_study, run_study
+from empirics.spec import load_spec
+from empirics.store import Store
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.mark.parametrize("name", sorted(STUDIES))
+def test_study_files_are_consistent(name: str) -> None:
+    study = get_study(name)
+    hypotheses = load_hypotheses(study.hypotheses)
+    assert hypotheses, f"{study.hypotheses} declares no hypothesis"
+    names = set()
+    for path in study.spec_paths():
+        full, quick = load_spec(path), load_spec(path, quick=True)
+        assert full.name == quick.name and len(quick.runs()) <= len(full.runs()) and len(quick.runs()) <= 10
+        names.add(full.name)
+    for h in hypotheses:
+        assert set(h.scope.specs) <= names, f"{h.name} is scoped to specs the study does not run"
+    assert len({h.name for h in hypotheses}) == len(hypotheses)
+
+
+def test_study_names_and_errors() -> None:
+    assert set(STUDY_NAMES) == set(STUDIES)
+    with pytest.raises(ValueError, match="name"):
+        get_study("no-such-study")
+    with pytest.raises(ValueError, match="n_resamples"):
+        run_study("prime-control", n_resamples=0)
+
+
+TOY_SPEC = """
+name = "toy-rff"
+phenomenon = "double_descent_rff"
+description = "tiny feature-wise double descent"
+seeds = [0, 1]
+[params]
+n_train = 120
+n_test = 200
+steps = 0
+[sweep]
+n_features = [30, 120, 480]
+[record]
+quantities = []
+schedule = "log"
+count = 1
+[quick]
+seeds = [0, 1]
+"""
+
+TOY_HYPOTHESES = """
+alpha = 0.05
+[[hypothesis]]
+name = "toy-p_test-ranks-test-error"
+quantity = "p_test"
+outcome = "test_error"
+tests = ["kendall"]
+[hypothesis.scope]
+specs = ["toy-rff"]
+axes = ["n_features"]
+[hypothesis.prediction]
+kind = "rank"
+direction = "increasing"
+
+[[hypothesis]]
+name = "toy-quadratic-in-log-p_test"
+quantity = "p_test"
+outcome = "test_error"
+controls = []
+tests = ["fit"]
+[hypothesis.scope]
+specs = ["toy-rff"]
+axes = ["n_features"]
+[hypothesis.prediction]
+kind = "functional"
+expression = "test_error = a + b*log(p_test) + c*log(p_test)**2"
+"""
+
+
+def test_run_study_end_to_end_and_resume(tmp_path: Path) -> None:
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "toy.toml").write_text(TOY_SPEC)
+    (tmp_path / "toy_study.toml").write_text(TOY_HYPOTHESES)
+    study = Study("toy-study", "a toy", ("toy",), directory=tmp_path)
+    store, out = tmp_path / "store", tmp_path / "report"
+    first = run_study(study, quick=True, store=store, output=out, n_resamples=49, log=None)
+    assert "6 executed" in first.sweeps[0]
+    assert sorted(first.verdicts["hypothesis"]) == ["toy-p_test-ranks-test-error", "toy-quadratic-in-log-p_test"]
+    assert (out / "report.html").is_file() and (out / "report.md").is_file()
+    command = (out / "COMMAND.txt").read_text()
+    assert command.startswith("unitheory study toy-study --quick") and re.search(r"wall time: [0-9.]+ s", command)
+    with Store(store, create=False) as db:
+        (payload,) = db.results("verdict")
+        assert payload["prereg"]["registered"] and payload["prereg"]["before_runs"]
+        assert [p["hypothesis"] for p in db.results("prediction")] == ["toy-quadratic-in-log-p_test"]
+        runs = len(db.runs())
+    again = run_study(study, quick=True, store=store, output=None, n_resamples=49, log=None)
+    assert "6 already stored, 0 executed" in again.sweeps[0]
+    assert again.verdicts.equals(first.verdicts)
+    with Store(store, create=False) as db:
+        assert len(db.runs()) == runs == 6
+    assert "preregistered" in (out / "report.md").read_text()
+
+
+def _confounded_runs(seed: int) -> pd.DataFrame:
+    """Planted truth: the weight norm drives test error; the prime count is a monotone function of the weight
+    norm (plus rounding noise) on a setting-specific scale, as in Jeffares & van der Schaar 2025."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for spec, scale, grid in (
+        ("study-double-descent-mlp", 10.0, [{"width": w} for w in (4, 8, 16, 32, 64, 128, 256)]),
+        ("study-grokking-modular", 1e3, [{"init_scale": a, "weight_decay": wd} for a in (1, 1.5, 2) for wd in (1, 3)]),
+    ):  # fmt: skip
+        for i, config in enumerate(grid):
+            for s in range(3):
+                norm = 1 + i + rng.normal(0, 0.6)
+                rows.append({
+                    "spec": spec, "seed": s, **config, "weight_norm": norm,
+                    "test_error": 0.8 - 0.08 * norm + rng.normal(0, 0.02),
+                    "prime_count": scale * norm + rng.normal(0, 0.05 * scale),
+                    "random_measure": rng.normal(), "param_count": 100.0 * (i + 1),
+                    "started_at": "2026-01-01T00:00:00+00:00", "run_id": f"{spec}-{i}-{s}",
+                })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_prime_control_falsifies_a_planted_weight_magnitude_confound() -> None:
+    hypotheses = load_hypotheses(get_study("prime-control").hypotheses)
+    runs = _confounded_runs(0)
+    tables = {h.name: runs[runs["spec"].isin(h.scope.specs)].reset_index(drop=True) for h in hypotheses}
+    report = falsify_tables(hypotheses, tables, n_resamples=199, random_state=0)
+    tests = report.to_frame()
+    tracks = tests[(tests["hypothesis"] == "prime-count-tracks-test-error") & (tests["role"] == "quantity")]
+    within = tracks[tracks["environment"] != "all"]
+    assert len(within) == 2 and (within["statistic"] < -0.5).all() and (within["outcome"] == "pass").all()
+    assert tracks.loc[tracks["environment"] == "all", "statistic"].item() < 0  # it tracks the outcome ...
+    for name in ("prime-count-given-weight-norm-dd", "prime-count-given-weight-norm-grokking"):
+        verdict = report.verdict(name)
+        assert verdict.verdict.value == "falsified" and "only through weight_norm" in verdict.reason
+    out = report.verdict("prime-count-predicts-out-of-setting")  # ... and fails out of its setting
+    assert out.verdict.value == "falsified" and "out of setting" in out.reason
+
+
+def _newcomer_snippets() -> list[str]:
+    text = README.read_text()
+    section = text.split("## A newcomer's path", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def test_readme_newcomer_snippets_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from empirics.phenomena import PHENOMENA
+    from empirics.quantities import QUANTITIES
+
+    snippets = _newcomer_snippets()
+    assert len(snippets) == 3  # phenomenon, quantity, hypothesis
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    try:
+        for code in snippets:
+            exec(compile(code, str(README), "exec"), namespace)
+    finally:
+        PHENOMENA.pop("ridge_toy", None)
+        QUANTITIES.pop("weight_sq", None)
+    assert (tmp_path / "reports" / "ridge" / "report.html").is_file()
+    with Store(tmp_path / "my-store", create=False) as store:
+        assert len(store.runs()) == 12
+        (payload,) = store.results("verdict")
+    assert payload["verdicts"][0]["verdict"] in {"supported", "falsified", "inconclusive"}
+    assert main(["report", "--store", str(tmp_path / "my-store"), "-o", str(tmp_path / "again")]) == 0
