@@ -54,6 +54,7 @@ def phenomenon_curves(
         )
         if data["step"].min() >= 0 and data["step"].max() > 10:
             ax.set_xscale("symlog", linthresh=1)
+            ax.set_xlim(left=0)
         ax.set(ylabel=outcome, title=f"{outcome} along training (95% CI over seeds)")
     ax = axes[0, -1]
     if hue and pd.api.types.is_numeric_dtype(runs[hue]):
