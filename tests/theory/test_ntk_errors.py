@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 from theory import empirical_ntk, jacobian, ntk_operator
 
@@ -95,6 +96,16 @@ def test_in_place_modification_of_a_layer_input_is_detected():
 def test_layer_called_twice_is_unsupported_by_structured_and_auto_falls_back():
     model = SharedLayer().double()
     with pytest.raises(ValueError, match=r"exactly once.*'lin': 2"):
+        empirical_ntk(model, X, implementation="structured")
+    expected = empirical_ntk(model, X, implementation="jacobian")
+    assert torch.allclose(empirical_ntk(model, X), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_pruned_layer_is_unsupported_by_structured_and_auto_falls_back():
+    """torch.nn.utils.prune trains weight_orig and uses weight_orig * mask: no (a aᵀ)⊙(δ δᵀ) closed form."""
+    model = mlp()
+    prune.l1_unstructured(model[0], "weight", amount=0.5)
+    with pytest.raises(ValueError, match=r"Linear at '0'.*\['weight_orig'\]"):
         empirical_ntk(model, X, implementation="structured")
     expected = empirical_ntk(model, X, implementation="jacobian")
     assert torch.allclose(empirical_ntk(model, X), expected, rtol=1e-10, atol=1e-12)

@@ -80,6 +80,9 @@ def unsupported_reason(view: ModelView, x: Tensor | None = None) -> str:
             return f"{where} owns parameters and has no closed form"
         if isinstance(module, nn.Embedding) and module.max_norm is not None:
             return f"{where} renormalises its weights (max_norm)"
+        extra = sorted(set(module._parameters) - {"weight", "bias"})
+        if extra:  # e.g. torch.nn.utils.prune's weight_orig: the weight used is weight_orig * weight_mask
+            return f"{where} owns reparametrised parameter(s) {extra} that its closed form does not cover"
     if x is not None:
         calls = _count_calls(view, x)
         bad = {p: c for p, c in calls.items() if c != 1}
