@@ -183,3 +183,31 @@ def test_readme_newcomer_snippets_run(tmp_path: Path, monkeypatch: pytest.Monkey
         (payload,) = store.results("verdict")
     assert payload["verdicts"][0]["verdict"] in {"supported", "falsified", "inconclusive"}
     assert main(["report", "--store", str(tmp_path / "my-store"), "-o", str(tmp_path / "again")]) == 0
+
+
+def test_init_distance_matches_a_float64_reference_on_a_pruned_ticket() -> None:
+    import copy
+
+    import torch
+    from torch.nn.utils import prune
+
+    from bridge.studies.quantities import init_distance
+    from empirics.phenomena.base import Snapshot
+
+    torch.manual_seed(0)
+    init = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+    model = copy.deepcopy(init)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    prune.l1_unstructured(model[0], "weight", amount=0.5)  # parameters now list bias before weight_orig
+    x, y = torch.randn(6, 5), torch.zeros(6, dtype=torch.long)
+    got = init_distance(Snapshot(model, init, x, y, x, y))["init_distance"]
+    ref = sum(
+        float(((a.detach().double() - b.detach().double()) ** 2).sum())
+        for a, b in [(model[0].weight, init[0].weight), (model[0].bias, init[0].bias),
+                     (model[2].weight, init[2].weight), (model[2].bias, init[2].bias)]
+    )  # fmt: skip
+    assert got == pytest.approx(ref, rel=1e-12)
+    with pytest.raises(ValueError, match="init_distance"):
+        init_distance(Snapshot(model, torch.nn.Linear(5, 3), x, y, x, y))
