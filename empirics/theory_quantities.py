@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 
@@ -31,10 +29,20 @@ NTK_SUBSAMPLE = 128
 
 
 def _traced_ntk(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Θ_tr over every parameter, float64; a frozen model (the snapshot's initial copy) is differentiated as a copy."""
-    if not any(p.requires_grad for p in model.parameters()):
-        model = copy.deepcopy(model).requires_grad_(True)
-    return empirical_ntk(model, x, trace_outputs=True, dtype=torch.float64).numpy()
+    """Θ_tr over every parameter, float64.
+
+    A frozen model (the snapshot's initial copy) has its parameters' ``requires_grad`` switched on for the call
+    and restored after it, rather than being copied: a pruned model (``torch.nn.utils.prune``) cannot be
+    deep-copied while its masked weight is a non-leaf tensor.
+    """
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(True)
+    try:
+        return empirical_ntk(model, x, trace_outputs=True, dtype=torch.float64).numpy()
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)
 
 
 def _targets(snapshot: Snapshot, n: int) -> np.ndarray:
@@ -77,8 +85,8 @@ class NTKQuantities:
 def measures(snapshot: Snapshot) -> dict[str, float]:
     """The cheap ``theory.measures`` on the snapshot's training inputs (labels only for classification).
 
-    A measure undefined at a snapshot (``ValueError`` from ``compute_measures``, e.g. ``spec_init`` at the
-    initialisation, where ‖W − W⁰‖ = 0 enters a logarithm) is recorded as NaN; the others are unaffected.
+    A measure undefined at a snapshot (``ValueError`` from ``compute_measures``) is recorded as NaN; the others are
+    unaffected.
     """
     labelled = snapshot.task == "classification"
     names = [n for n in CHEAP_MEASURES if labelled or not MEASURES[n].needs_labels]

@@ -5,6 +5,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+import torch.nn.utils.prune
 
 import empirics.theory_quantities
 from empirics.phenomena.base import Snapshot
@@ -134,7 +135,7 @@ def test_measures_for_regression_skip_label_measures_and_undefined_ones_are_nan(
     classify = _model()
     labels = torch.randint(0, 3, (30,))
     at_init = QUANTITIES["measures"](Snapshot(classify, _frozen(classify), x, labels, x, labels))
-    assert np.isnan(at_init["spec_init"])  # log ‖W − W⁰‖ at the initialisation: undefined, recorded as NaN
+    assert at_init["spec_init"] == -np.inf  # log ‖W − W⁰‖_F² with W = W⁰ at the initialisation
     assert at_init["param_norm"] == pytest.approx(compute_measures(classify, names=["param_norm"])["param_norm"])
 
 
@@ -146,3 +147,19 @@ def test_recorder_computes_registered_theory_quantities():
     names = {name for _, name, _ in recorder.rows}
     assert NTK_NAMES <= names and set(CHEAP_MEASURES) <= names and "train_loss" in names
     assert isinstance(QUANTITIES["ntk"], type)  # stateful: one fresh instance per run
+
+
+def test_quantities_work_on_a_pruned_model():
+    """Lottery tickets are torch.nn.utils.prune models: weight = weight_orig * mask, not deep-copyable mid-use."""
+    model = _model()
+    torch.nn.utils.prune.l1_unstructured(model[0], "weight", amount=0.5)
+    init = _model()
+    torch.nn.utils.prune.l1_unstructured(init[0], "weight", amount=0.5)
+    init.requires_grad_(False)
+    x, y = torch.randn(10, 4, dtype=torch.float64), torch.randint(0, 3, (10,))
+    model(x)  # materialise the masked weight as a non-leaf tensor, as training does
+    out = NTKQuantities()(Snapshot(model, init, x, y, x, y))
+    assert out["ntk_trace"] == pytest.approx(np.trace(_traced_kernel(model, x)), rel=1e-10)
+    assert not any(p.requires_grad for p in init.parameters())  # the frozen copy is left frozen
+    measured = QUANTITIES["measures"](Snapshot(model, init, x, y, x, y))
+    assert measured["num_params"] == sum(p.numel() for p in model.parameters())

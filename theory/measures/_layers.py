@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d)
 _FOLDABLE = (nn.Linear, *CONV_TYPES)
@@ -65,6 +66,29 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
 
 
+def detached_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with ``torch.nn.utils.prune`` reparametrisations made permanent.
+
+    A pruned layer trains ``weight_orig`` and uses ``weight = weight_orig * weight_mask``, a non-leaf tensor
+    attribute that ``copy.deepcopy`` refuses; the copy holds the masked weight as an ordinary parameter, which is
+    what every measure should see (pruned weights are zeros of the network, Frankle & Carbin 2019).
+    """
+    # The masked weight is a derived attribute (recomputed by the pruning pre-hook at every forward, possibly left
+    # over from a torch.func transform): the copy drops it instead of copying it.
+    memo: dict[int, Any] = {
+        id(getattr(module, hook._tensor_name)): None
+        for module in model.modules()
+        for hook in module._forward_pre_hooks.values()
+        if isinstance(hook, prune.BasePruningMethod) and hasattr(module, hook._tensor_name)
+    }
+    clone = copy.deepcopy(model, memo)
+    for module in clone.modules():
+        for hook in list(module._forward_pre_hooks.values()):
+            if isinstance(hook, prune.BasePruningMethod):
+                prune.remove(module, hook._tensor_name)
+    return clone
+
+
 @torch.no_grad()
 def fold_batchnorm(model: nn.Module, *, dtype: torch.dtype | None = None) -> nn.Module:
     """A copy of ``model`` in eval mode with each BatchNorm folded into the preceding Linear/Conv layer.
@@ -76,7 +100,7 @@ def fold_batchnorm(model: nn.Module, *, dtype: torch.dtype | None = None) -> nn.
     statistics, batch statistics without them) and only enter the parameter-vector measures. ``dtype``
     converts the copy before folding (float64 for exact arithmetic).
     """
-    model = copy.deepcopy(check_model(model)).eval()
+    model = detached_copy(check_model(model)).eval()
     if dtype is not None:
         model = model.to(dtype)
     previous = None

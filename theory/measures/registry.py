@@ -6,7 +6,6 @@ where they have one. Margin-normalised measures are ``inf`` when the margin γ <
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from theory.measures._inputs import MeasureInputs
 from theory.measures._layers import (
     as_inputs,
     check_model,
+    detached_copy,
     prepared,
 )
 from theory.measures.norms import fisher_rao_norm, path_norm
@@ -402,7 +402,7 @@ def compute_measures(
 
 
 def _check_folding(model: nn.Module, folded: nn.Module, x: torch.Tensor) -> None:
-    reference = copy.deepcopy(model).eval().to(torch.float64)
+    reference = detached_copy(model).eval().to(torch.float64)
     with torch.no_grad():
         a, b = reference(x[:64]), folded(x[:64])
     if not torch.allclose(a, b, rtol=1e-6, atol=1e-8 * float(a.abs().max()) + 1e-12):
