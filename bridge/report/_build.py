@@ -67,14 +67,11 @@ def verdict_tables(verdicts: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.Dat
     return verdict_frame, test_frame, described
 
 
-def _spec_axis(store: StoreLike, runs: pd.DataFrame) -> str | None:
-    """The first resolved parameter (other than the seed) that varies across a spec's runs."""
+def _spec_axes(store: StoreLike, runs: pd.DataFrame) -> list[str]:
+    """The resolved parameters (other than the seed) that vary across a spec's runs, in parameter order."""
     config = getattr(store, "config", None)
     names = list(config(runs["run_id"].iloc[0]).params) if config else [c for c in runs.columns if c not in RUN_COLUMNS]
-    for name in names:
-        if name != "seed" and name in runs.columns and runs[name].astype(str).nunique() > 1:
-            return name
-    return None
+    return [n for n in names if n != "seed" and n in runs.columns and runs[n].astype(str).nunique() > 1]
 
 
 def _phenomena(doc: Document, store: StoreLike, runs: pd.DataFrame, fig_dir: Path, seed: int) -> list[Path]:
@@ -85,9 +82,12 @@ def _phenomena(doc: Document, store: StoreLike, runs: pd.DataFrame, fig_dir: Pat
         outcome = next((o for o in _OUTCOME_PREFERENCE if o in part.columns), None)
         if outcome is None:
             continue
-        axis = _spec_axis(store, part)
+        axes = _spec_axes(store, part)
+        axis, style = (axes + [None, None])[:2]
         records = store.records(run_ids=part["run_id"].tolist(), quantities=[outcome])
-        path = _figures.phenomenon_curves(part, records, axis, outcome, fig_dir / f"curve-{_slug(spec)}.png", seed=seed)
+        path = _figures.phenomenon_curves(
+            part, records, axis, outcome, fig_dir / f"curve-{_slug(spec)}.png", style=style, seed=seed
+        )
         seeds = sorted(part["seed"].unique().tolist())
         doc.add(Heading(str(spec), 3), Figure(path, f"{spec}: {outcome} by {axis or 'run'}, seeds {seeds}"))
         paths.append(path)

@@ -37,10 +37,18 @@ def _log_if_wide(ax: plt.Axes, values: pd.Series, axis: str = "x") -> None:
 
 
 def phenomenon_curves(
-    runs: pd.DataFrame, records: pd.DataFrame, axis: str | None, outcome: str, path: Path, *, seed: int = 0
+    runs: pd.DataFrame,
+    records: pd.DataFrame,
+    axis: str | None,
+    outcome: str,
+    path: Path,
+    *,
+    style: str | None = None,
+    seed: int = 0,
 ) -> Path:
     """Left: ``outcome`` along training (mean over seeds with its 95% CI) per value of the sweep ``axis``;
-    right: the final ``outcome`` against ``axis`` with its 95% CI over seeds. One panel when runs record one step."""
+    right: the final ``outcome`` against ``axis`` with its 95% CI over seeds, one line per value of a second
+    sweep axis ``style``. One panel when runs record one step."""
     hue = axis if axis is not None and axis in runs.columns else None
     keep = ["run_id"] + ([hue] if hue else [])
     along = records[records["quantity"] == outcome].merge(runs[keep], on="run_id")
@@ -58,7 +66,9 @@ def phenomenon_curves(
         ax.set(ylabel=outcome, title=f"{outcome} along training (95% CI over seeds)")
     ax = axes[0, -1]
     if hue and pd.api.types.is_numeric_dtype(runs[hue]):
-        sns.lineplot(data=runs, x=hue, y=outcome, errorbar=("ci", 95), n_boot=N_BOOT, seed=seed, ax=ax, marker="o")
+        lines = runs.assign(**{style: runs[style].astype(str)}) if style else runs
+        sns.lineplot(data=lines, x=hue, y=outcome, hue=style, errorbar=("ci", 95), n_boot=N_BOOT, seed=seed, ax=ax,
+                     marker="o")  # fmt: skip
         _log_if_wide(ax, runs[hue])
     else:
         x = runs[hue].astype(str) if hue else pd.Series(["all"] * len(runs), index=runs.index)
