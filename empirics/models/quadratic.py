@@ -24,14 +24,17 @@ class QuadraticMLP(nn.Module):
         check_positive_int("width", width, owner="QuadraticMLP")
         check_in_range("init_scale", init_scale, 0.0, None, inclusive=(False, True), owner="QuadraticMLP")
         std = init_scale * 0.5 / (2 * width) ** (1 / 3)
-        self.embed_a = nn.Parameter(torch.randn(p, width) * std)
-        self.embed_b = nn.Parameter(torch.randn(p, width) * std)
-        self.readout = nn.Parameter(torch.randn(p, width) * std)
+        # Standard modules (not raw parameters), so the structured eNTK of theory.ntk covers the model.
+        self.embed_a = nn.Embedding(p, width, _weight=torch.randn(p, width) * std)
+        self.embed_b = nn.Embedding(p, width, _weight=torch.randn(p, width) * std)
+        self.readout = nn.Linear(width, p, bias=False)
+        with torch.no_grad():
+            self.readout.weight.copy_(torch.randn(p, width) * std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pairs = x.long()
-        hidden = self.embed_a[pairs[:, 0]] + self.embed_b[pairs[:, 1]]
-        return hidden.square() @ self.readout.T
+        hidden = self.embed_a(pairs[:, 0]) + self.embed_b(pairs[:, 1])
+        return self.readout(hidden.square())
 
 
 class LazyRichNet(nn.Module):

@@ -13,6 +13,8 @@ from empirics.phenomena import get_phenomenon
 from empirics.phenomena.grokking import gap_summary, grokking_gap
 from empirics.recorder import Recorder
 from empirics.spec import load_spec
+from theory import empirical_ntk
+from theory.ntk import resolve_implementation
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -68,9 +70,19 @@ def test_quadratic_mlp_equals_one_hot_network_in_float64():
     one_hot = torch.cat(
         [torch.eye(p, dtype=torch.float64)[x[:, 0].long()], torch.eye(p, dtype=torch.float64)[x[:, 1].long()]], 1
     )
-    w1 = torch.cat([model.embed_a, model.embed_b], 0).T
-    reference = (one_hot @ w1.T).square() @ model.readout.T
+    w1 = torch.cat([model.embed_a.weight, model.embed_b.weight], 0).T
+    reference = (one_hot @ w1.T).square() @ model.readout.weight.T
     torch.testing.assert_close(model(x), reference)
+
+
+def test_quadratic_mlp_is_covered_by_the_structured_ntk():
+    """Built from nn.Embedding/nn.Linear so the 97-output grokking kernels avoid the Jacobian fallback."""
+    model = build_model("quadratic_mlp", seed=1, p=7, width=9).double()
+    x = torch.tensor([[1, 2], [3, 4], [6, 0]])
+    assert resolve_implementation(model, x, None) == "structured"
+    structured = empirical_ntk(model, x, trace_outputs=True, dtype=torch.float64)
+    reference = empirical_ntk(model, x, trace_outputs=True, dtype=torch.float64, implementation="jacobian")
+    torch.testing.assert_close(structured, reference, rtol=1e-10, atol=1e-12)
 
 
 def test_lazy_rich_net_matches_per_neuron_loop():
