@@ -5,10 +5,15 @@ import os
 import matplotlib
 import torch
 from hypothesis import settings
+from threadpoolctl import threadpool_limits
 
 matplotlib.use("Agg")
 os.environ.setdefault("UNITHEORY_PROGRESS", "0")
 torch.set_flush_denormal(True)
+# One intra-op thread and one BLAS thread for the whole suite, set deliberately (REFERENCE §8): the tests' models
+# are tiny, and on a shared 2-core machine two threads made them 10-100x slower. Sweep workers set their own.
+torch.set_num_threads(1)
+threadpool_limits(1)
 
 settings.register_profile("ci", max_examples=25, deadline=None)
 settings.load_profile("ci")

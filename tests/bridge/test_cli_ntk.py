@@ -51,14 +51,6 @@ def test_conv1d_traced_kernel_reports_auto_choice_and_condition_number(capsys):
     assert "kernel" in out["seconds"] and "eigh" in out["seconds"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_bad_arguments_exit_with_a_named_error(capsys):
     assert main(["ntk", "--n", "0"]) == 2
     assert "'n' parameter of unitheory ntk must be a positive int" in capsys.readouterr().err

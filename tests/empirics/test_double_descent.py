@@ -18,15 +18,6 @@ from empirics.store import Store
 from empirics.sweep import run_sweep
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Direct phenomenon runs use one torch thread, as the runner does (2 threads crawl on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def quick_runs(tmp_path_factory):
     """Store.runs() of each quick double-descent spec, run once through the real runner."""

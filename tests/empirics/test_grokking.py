@@ -16,16 +16,6 @@ from empirics.spec import load_spec
 from theory import empirical_ntk
 from theory.ntk import resolve_implementation
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Training on a shared 2-core machine: one intra-op thread is many times faster than two under load."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 _OPS = {
     "add": lambda a, b, p: (a + b) % p,
     "sub": lambda a, b, p: (a - b) % p,

@@ -14,14 +14,11 @@ from empirics.spec import load_spec
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread_and_data_cache(tmp_path_factory):
-    """One intra-op thread (much faster on the shared 2-core machine) and one MNIST-1D generation per session."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def data_cache(tmp_path_factory):
+    """One MNIST-1D generation per session."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("UNITHEORY_DATA_CACHE", str(tmp_path_factory.getbasetemp() / "data-cache"))
         yield
-    torch.set_num_threads(threads)
 
 
 def _net() -> nn.Module:

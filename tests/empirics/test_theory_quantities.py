@@ -17,14 +17,6 @@ from theory.measures import CHEAP_MEASURES, MEASURES, compute_measures
 NTK_NAMES = {"ntk_trace", "ntk_lambda_max", "ntk_eff_dim", "ntk_alignment", "ntk_velocity", "ntk_distance_init"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _model(seed=0, outputs=3):
     torch.manual_seed(seed)
     return torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, outputs)).double()

@@ -6,7 +6,6 @@ import sympy
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import brentq
-from threadpoolctl import threadpool_limits
 
 from theory.learning_curves import (
     LEARNING_CURVE_EXPRESSIONS,
@@ -15,14 +14,6 @@ from theory.learning_curves import (
     effective_regularization,
     predict_learning_curve,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_blas():
-    """One BLAS thread: on the shared 2-core machine oversubscribed BLAS made small solves 100× slower."""
-    with threadpool_limits(1):
-        yield
-
 
 POWER_LAW = np.arange(1, 201, dtype=float) ** -1.5
 

@@ -42,15 +42,6 @@ from theory.measures import (
 D = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny float64 models: one thread avoids 10-40x oversubscription slowdowns on the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def mlp(seed: int, widths=(4, 6, 3), bias: bool = True, act=nn.ReLU) -> nn.Sequential:
     torch.manual_seed(seed)
     layers = []

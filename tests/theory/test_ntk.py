@@ -18,15 +18,6 @@ from theory.ntk import structured
 IMPLEMENTATIONS = ["structured", "jacobian", "ntk_vp"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny kernels gain nothing from threads; on the shared 2-core machine threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Residual(nn.Module):
     def __init__(self, body: nn.Module) -> None:
         super().__init__()

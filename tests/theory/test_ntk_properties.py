@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,14 +11,6 @@ from theory import empirical_ntk
 
 SUPPORTED_CASES = [name for name in CASES if name != "unsupported_fallback"]
 SETTINGS = settings(max_examples=10, deadline=None)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 cases = st.sampled_from(SUPPORTED_CASES)

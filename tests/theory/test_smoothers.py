@@ -6,16 +6,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from threadpoolctl import threadpool_limits
 
 from theory.smoothers import PerOutputEffectiveParameters, effective_parameters
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_blas():
-    """One BLAS thread: on the shared 2-core machine oversubscribed BLAS made small solves 100× slower."""
-    with threadpool_limits(1):
-        yield
 
 
 def _loop_effective_parameters(w):

@@ -21,14 +21,6 @@ from theory.spectral import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def psd(n: int, rank: int, seed: int) -> np.ndarray:
     a = np.random.default_rng(seed).standard_normal((n, rank))
     return a @ a.T
