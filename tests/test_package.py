@@ -34,3 +34,10 @@ def test_validation_errors_name_argument_expected_and_actual():
     with pytest.raises(ValueError, match=r"\(0, 1\]"):
         check_in_range("alpha", 0.0, 0, 1, inclusive=(False, True))
     assert check_in_range("alpha", 0.5, 0, 1) == 0.5
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_every_public_name_resolves(package):
+    module = __import__(package)
+    missing = [name for name in module.__all__ if getattr(module, name, None) is None]
+    assert module.__all__ and missing == []

@@ -1,82 +1,66 @@
-"""theory: general explanatory quantities of a torch model (eNTK, spectra, effective parameters, norms)."""
+"""theory: general explanatory quantities of a torch model (eNTK, spectra, effective parameters, norms).
 
-from theory.smoothers import (
-    EffectiveParameters,
-    GradientBoostingSmoother,
-    KernelRidgeSmoother,
-    LeastSquaresSmoother,
-    PerOutputEffectiveParameters,
-    RandomFourierFeaturesSmoother,
-    Smoother,
-    TreeSmoother,
-    effective_parameters,
-    effective_parameters_of,
-    smoother_for,
-)
+Public names load lazily (PEP 562): ``import theory`` stays cheap, and each submodule (torch.func, scikit-learn,
+sympy) is imported when one of its names is first used.
+"""
 
-__all__: list[str] = []
-__all__ += [
-    "EffectiveParameters",
-    "GradientBoostingSmoother",
-    "KernelRidgeSmoother",
-    "LeastSquaresSmoother",
-    "PerOutputEffectiveParameters",
-    "RandomFourierFeaturesSmoother",
-    "Smoother",
-    "TreeSmoother",
-    "effective_parameters",
-    "effective_parameters_of",
-    "smoother_for",
-]
+from __future__ import annotations
 
-from theory.ntk import NTKImplementation, empirical_ntk, jacobian, ntk_operator, resolve_implementation  # noqa: E402
+import importlib
+from typing import Any
 
-__all__ += ["NTKImplementation", "empirical_ntk", "jacobian", "ntk_operator", "resolve_implementation"]
+_EXPORTS = {
+    "EffectiveParameters": "theory.smoothers",
+    "GradientBoostingSmoother": "theory.smoothers",
+    "KernelRidgeSmoother": "theory.smoothers",
+    "LeastSquaresSmoother": "theory.smoothers",
+    "PerOutputEffectiveParameters": "theory.smoothers",
+    "RandomFourierFeaturesSmoother": "theory.smoothers",
+    "Smoother": "theory.smoothers",
+    "TreeSmoother": "theory.smoothers",
+    "effective_parameters": "theory.smoothers",
+    "effective_parameters_of": "theory.smoothers",
+    "smoother_for": "theory.smoothers",
+    "NTKImplementation": "theory.ntk",
+    "empirical_ntk": "theory.ntk",
+    "jacobian": "theory.ntk",
+    "ntk_operator": "theory.ntk",
+    "resolve_implementation": "theory.ntk",
+    "OptimizerSpec": "theory.telescoping",
+    "OutputLink": "theory.telescoping",
+    "TelescopeMethod": "theory.telescoping",
+    "TelescopeResult": "theory.telescoping",
+    "telescope": "theory.telescoping",
+    "AlignmentMethod": "theory.spectral",
+    "KernelEigh": "theory.spectral",
+    "TraceEstimate": "theory.spectral",
+    "effective_dimension": "theory.spectral",
+    "hutchinson_trace": "theory.spectral",
+    "kernel_distance": "theory.spectral",
+    "kernel_eigh": "theory.spectral",
+    "kernel_target_alignment": "theory.spectral",
+    "top_eigenpairs": "theory.spectral",
+    "CHEAP_MEASURES": "theory.measures",
+    "MEASURES": "theory.measures",
+    "Measure": "theory.measures",
+    "compute_measures": "theory.measures",
+    "LEARNING_CURVE_EXPRESSIONS": "theory.learning_curves",
+    "LEARNING_CURVE_SYMBOLS": "theory.learning_curves",
+    "LearningCurve": "theory.learning_curves",
+    "effective_regularization": "theory.learning_curves",
+    "predict_learning_curve": "theory.learning_curves",
+}
 
-from theory.telescoping import OptimizerSpec, OutputLink, TelescopeMethod, TelescopeResult, telescope  # noqa: E402
+__all__ = sorted(_EXPORTS)
 
-__all__ += ["OutputLink", "OptimizerSpec", "TelescopeMethod", "TelescopeResult", "telescope"]
 
-from theory.spectral import (  # noqa: E402
-    AlignmentMethod,
-    KernelEigh,
-    TraceEstimate,
-    effective_dimension,
-    hutchinson_trace,
-    kernel_distance,
-    kernel_eigh,
-    kernel_target_alignment,
-    top_eigenpairs,
-)
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'theory' has no attribute {name!r}")
 
-__all__ += [
-    "AlignmentMethod",
-    "KernelEigh",
-    "TraceEstimate",
-    "effective_dimension",
-    "hutchinson_trace",
-    "kernel_distance",
-    "kernel_eigh",
-    "kernel_target_alignment",
-    "top_eigenpairs",
-]
 
-from theory.measures import CHEAP_MEASURES, MEASURES, Measure, compute_measures  # noqa: E402
-
-__all__ += ["CHEAP_MEASURES", "MEASURES", "Measure", "compute_measures"]
-
-from theory.learning_curves import (  # noqa: E402
-    LEARNING_CURVE_EXPRESSIONS,
-    LEARNING_CURVE_SYMBOLS,
-    LearningCurve,
-    effective_regularization,
-    predict_learning_curve,
-)
-
-__all__ += [
-    "LEARNING_CURVE_EXPRESSIONS",
-    "LEARNING_CURVE_SYMBOLS",
-    "LearningCurve",
-    "effective_regularization",
-    "predict_learning_curve",
-]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
