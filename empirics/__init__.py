@@ -1,21 +1,49 @@
-"""empirics: canonical, seeded, resumable phenomenon runs that record theory quantities into a store."""
+"""empirics: canonical, seeded, resumable phenomenon runs that record theory quantities into a store.
 
-from empirics.controls import finalize_controls, prime_count, random_measure
-from empirics.data import Dataset, add_label_noise, load_dataset
-from empirics.models import build_model
-from empirics.signatures import DoubleDescentSignature, double_descent_signature
-from empirics.spec import ExperimentSpec, RecordSpec, RunConfig, Schedule, SpecError, load_spec
-from empirics.store import ExportFormat, RunResult, Store
-from empirics.sweep import Backend, SweepSummary, execute_run, run_sweep
+Public names load lazily (PEP 562), as in ``theory`` and ``bridge``: sweep workers and the CLI import only what
+they use.
+"""
 
-__all__: list[str] = ["finalize_controls", "prime_count", "random_measure"]
-__all__ += ["Backend", "ExperimentSpec", "ExportFormat", "RecordSpec", "RunConfig", "RunResult", "Schedule"]
-__all__ += ["SpecError", "Store", "SweepSummary", "execute_run", "load_spec", "run_sweep"]
-__all__ += [
-    "Dataset",
-    "DoubleDescentSignature",
-    "add_label_noise",
-    "build_model",
-    "double_descent_signature",
-    "load_dataset",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "finalize_controls": "empirics.controls",
+    "prime_count": "empirics.controls",
+    "random_measure": "empirics.controls",
+    "Dataset": "empirics.data",
+    "add_label_noise": "empirics.data",
+    "load_dataset": "empirics.data",
+    "build_model": "empirics.models",
+    "DoubleDescentSignature": "empirics.signatures",
+    "double_descent_signature": "empirics.signatures",
+    "ExperimentSpec": "empirics.spec",
+    "RecordSpec": "empirics.spec",
+    "RunConfig": "empirics.spec",
+    "Schedule": "empirics.spec",
+    "SpecError": "empirics.spec",
+    "load_spec": "empirics.spec",
+    "ExportFormat": "empirics.store",
+    "RunResult": "empirics.store",
+    "Store": "empirics.store",
+    "Backend": "empirics.sweep",
+    "SweepSummary": "empirics.sweep",
+    "execute_run": "empirics.sweep",
+    "run_sweep": "empirics.sweep",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'empirics' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -22,8 +22,6 @@ from enum import StrEnum
 import numpy as np
 import sympy
 import torch
-from statsmodels.tsa.ar_model import AutoReg
-from statsmodels.tsa.arima_process import ArmaProcess
 
 from empirics.phenomena.base import Snapshot
 from empirics.quantities import quantity
@@ -158,6 +156,9 @@ def _phase_surrogate(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _ar1_surrogate(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from statsmodels.tsa.ar_model import AutoReg  # imported here: the default surrogate does not need it
+    from statsmodels.tsa.arima_process import ArmaProcess
+
     phi = float(np.clip(AutoReg(z, lags=1, trend="c").fit().params[1], -0.99, 0.99))
     sample = ArmaProcess(ar=[1.0, -phi]).generate_sample(z.size, distrvs=rng.standard_normal, burnin=100)
     return (sample - sample.mean()) / sample.std()
