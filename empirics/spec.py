@@ -178,7 +178,7 @@ class ExperimentSpec:
         """Every run of the sweep, in a stable order (axes in spec order, seeds innermost)."""
         self.validate()
         phenomenon = find_phenomenon(self.phenomenon)
-        quantities = tuple(dict.fromkeys((*self.record.quantities, *(q for q in ALWAYS_RECORDED if q in QUANTITIES))))
+        quantities = tuple(dict.fromkeys((*self.record.quantities, *ALWAYS_RECORDED)))
         axes = list(self.sweep)
         out = []
         for point in itertools.product(*(self.sweep[a] for a in axes)):
@@ -286,7 +286,9 @@ def _check_spec(spec: ExperimentSpec) -> None:
         load_plugins(spec.plugins)
     except (ImportError, FileNotFoundError) as err:
         raise SpecError(src, "plugins", f"cannot import: {err}") from None
-    if any(q not in QUANTITIES for q in spec.record.quantities):
+    # The controls are recorded on every run and enter its run_id: register them whatever was imported before, so
+    # that a fresh process (a CLI call, a pool or Ray worker) computes the same run ids as this one.
+    if any(q not in QUANTITIES for q in (*spec.record.quantities, *ALWAYS_RECORDED)):
         load_builtin_quantities()
     try:
         phenomenon = find_phenomenon(spec.phenomenon)
