@@ -240,7 +240,9 @@ def falsify_tables(
             continue
         rows += _run_tests(h, table, h.quantity, "quantity", seeds, n_resamples)
         for control in h.controls:
-            if control in table.columns and table[control].notna().any() and control != h.quantity:
+            # a control constant over the runs in scope (e.g. the parameter count of one architecture) ranks
+            # nothing: it cannot "do as well" as the quantity, so it is left out like an unrecorded one
+            if control in table.columns and table[control].nunique() > 1 and control != h.quantity:
                 rows += _run_tests(h, table, control, "control", seeds, n_resamples)
                 rows += _comparisons(h, table, control, seeds, n_resamples)
     frame = pd.DataFrame(

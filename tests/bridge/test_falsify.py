@@ -191,3 +191,11 @@ def test_missing_quantity_is_inconclusive_with_reason():
     runs = synthetic_runs("predictive", 0).drop(columns=["q"])
     verdict = falsify_tables(_rank(), {"h": runs}).verdict("h")
     assert verdict.verdict is Verdict.INCONCLUSIVE and "do not record ['q']" in verdict.reason
+
+
+def test_a_constant_control_is_left_out_not_counted_as_doing_as_well():
+    """One architecture has one parameter count: that control ranks nothing and cannot block a verdict."""
+    runs = synthetic_runs("predictive", 0).assign(param_count=1000.0)
+    report = falsify_tables(_rank(), {"h": runs}, n_resamples=199)
+    assert report.verdict("h").verdict is Verdict.SUPPORTED
+    assert "param_count" not in set(report.to_frame()["subject"])
