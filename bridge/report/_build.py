@@ -185,6 +185,17 @@ def _describe_prereg(status: dict[str, Any] | None) -> str:
     return PreregStatus(**status).describe()
 
 
+def _latest_per_file(verdicts: list[dict]) -> list[dict]:
+    """One payload per hypothesis file: the version registered last (``prereg.registered_at``)."""
+    latest: dict[str, dict] = {}
+    for v in verdicts:
+        name = v.get("file")
+        when = (v.get("prereg") or {}).get("registered_at") or ""
+        if name not in latest or when >= ((latest[name].get("prereg") or {}).get("registered_at") or ""):
+            latest[name] = v
+    return list(latest.values())
+
+
 def build_report(
     store: StoreLike,
     output: str | Path,
@@ -198,7 +209,9 @@ def build_report(
 
     Reads the store's runs and records, its saved verdicts and fitted predictions; recomputes no test.
     ``specs`` keeps only those specs' runs and ``files`` only those hypothesis files' verdicts (None: all).
-    ``random_state`` seeds seaborn's bootstrap intervals in the figures.
+    ``random_state`` seeds seaborn's bootstrap intervals in the figures. When a hypothesis file was revised, only
+    the verdicts of its latest registered version are reported (each version's registration time and whether it
+    preceded the runs are in the provenance).
     """
     out = Path(output)
     fig_dir = out / "figures"
@@ -208,7 +221,7 @@ def build_report(
     runs = store.runs()
     if specs is not None:
         runs = runs[runs["spec"].isin(list(specs))].reset_index(drop=True)
-    verdicts = [v for v in store.results("verdict") if files is None or v.get("file") in files]
+    verdicts = _latest_per_file([v for v in store.results("verdict") if files is None or v.get("file") in files])
     verdict_frame, test_frame, described = verdict_tables(verdicts)
     doc = Document(title)
     counts = verdict_frame["verdict"].value_counts().to_dict()

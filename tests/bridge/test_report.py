@@ -232,3 +232,13 @@ def test_html_renders_in_headless_chromium(built, tmp_path: Path) -> None:
     assert pixels.shape == (2000, 1200)
     assert pixels.std() > 10  # text, tables and figures, not a blank page
     assert (pixels < 128).mean() > 0.005  # dark pixels: the text is drawn
+
+
+def test_a_revised_hypothesis_file_reports_only_its_latest_registered_version():
+    from bridge.report._build import _latest_per_file
+
+    old = {"file": "h.toml", "key": "h.toml:aaaa", "prereg": {"registered_at": "2026-01-01T00:00:00+00:00"}}
+    new = {"file": "h.toml", "key": "h.toml:bbbb", "prereg": {"registered_at": "2026-02-01T00:00:00+00:00"}}
+    other = {"file": "g.toml", "key": "g.toml:cccc", "prereg": None}
+    assert _latest_per_file([new, other, old]) == [new, other]
+    assert _latest_per_file([old, new]) == [new]
