@@ -6,8 +6,7 @@ importing scipy, statsmodels and sympy.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from theory._lazy import lazy_exports
 
 _EXPORTS = {
     "FalsificationReport": "bridge.falsification",
@@ -35,14 +34,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'bridge' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

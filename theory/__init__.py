@@ -6,8 +6,7 @@ sympy) is imported when one of its names is first used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from theory._lazy import lazy_exports
 
 _EXPORTS = {
     "EffectiveParameters": "theory.smoothers",
@@ -53,14 +52,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'theory' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
