@@ -120,6 +120,18 @@ _MODEL_ARGS = {
 }
 
 
+#: the outcomes of a classification grokking run (:func:`gap_outcomes`)
+GAP_OUTCOMES = (
+    "train_loss",
+    "test_loss",
+    "train_error",
+    "test_error",
+    "step_train_fit",
+    "step_test_fit",
+    "grokking_gap",
+)
+
+
 @register
 class GrokkingModular(Phenomenon):
     """a ∘ b mod p with a network trained on ``train_fraction`` of the table (Power et al. 2022; Gromov 2023;
@@ -152,15 +164,7 @@ class GrokkingModular(Phenomenon):
         "prime_scale": 100.0,
         "seed": 0,
     }
-    outcomes = (
-        "train_loss",
-        "test_loss",
-        "train_error",
-        "test_error",
-        "step_train_fit",
-        "step_test_fit",
-        "grokking_gap",
-    )
+    outcomes = GAP_OUTCOMES
 
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         """Full-batch training on the table split; records every due step (see :func:`~._train.train`)."""

@@ -19,7 +19,7 @@ from empirics.models import build_model
 from empirics.phenomena import register
 from empirics.phenomena._train import TrainData, make_optimizer, train
 from empirics.phenomena.base import Phenomenon
-from empirics.phenomena.grokking import TRAIN_ACCURACY, gap_outcomes, grokking_gap
+from empirics.phenomena.grokking import GAP_OUTCOMES, TRAIN_ACCURACY, gap_outcomes, grokking_gap
 from empirics.recorder import Recorder
 from theory._validation import check_in_range, check_positive_int
 
@@ -48,15 +48,7 @@ class GrokkingMNIST1D(Phenomenon):
         "prime_scale": 10.0,
         "seed": 0,
     }
-    outcomes = (
-        "train_loss",
-        "test_loss",
-        "train_error",
-        "test_error",
-        "step_train_fit",
-        "step_test_fit",
-        "grokking_gap",
-    )
+    outcomes = GAP_OUTCOMES
 
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         """Minibatch training; the gap uses train accuracy ≥ 99% and test accuracy ≥ ``test_threshold``."""
