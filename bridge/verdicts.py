@@ -88,12 +88,14 @@ def judge(
                 f"Kendall tau{where} = {_fmt(stat)} has its interval [{_fmt(result.low)}, {_fmt(result.high)}] "
                 f"{'on the wrong side of 0' if high < 0 else f'below the margin {margin:g}'}",
             )
-        if p < a and s * stat <= 0:  # significant, but against the prediction; interval still touching 0
-            return Judgement(
-                Outcome.INCONCLUSIVE,
-                f"Kendall tau{where} = {_fmt(stat)} has the wrong sign (p = {_fmt(p)}) but its interval "
-                f"[{_fmt(result.low)}, {_fmt(result.high)}] includes 0",
+        if p < a and s * stat <= 0:  # significant, but against the prediction; no interval excluding 0
+            interval = (
+                f"its interval [{_fmt(result.low)}, {_fmt(result.high)}] includes 0"
+                if np.isfinite(result.low) and np.isfinite(result.high)
+                else "it has no configuration interval (too few configurations)"
             )
+            reason = f"Kendall tau{where} = {_fmt(stat)} has the wrong sign (p = {_fmt(p)}) but {interval}"
+            return Judgement(Outcome.INCONCLUSIVE, reason)
         return Judgement(Outcome.INCONCLUSIVE, f"Kendall tau{where} = {_fmt(stat)} is not significant (p = {_fmt(p)})")
     if test is Test.PSI:
         if s * stat > 0:

@@ -85,5 +85,7 @@ def test_kendall_verdict_names_a_significant_wrong_sign():
     against = TestResult("Kendall tau", statistic=-0.4, pvalue=0.008, n=30, low=-0.7, high=0.05)
     judgement = judge(h, Test.KENDALL, against, 0.008)
     assert judgement.outcome is Outcome.INCONCLUSIVE and "wrong sign" in judgement.reason
+    no_interval = TestResult("Kendall tau", statistic=-0.4, pvalue=0.008, n=6)
+    assert "no configuration interval" in judge(h, Test.KENDALL, no_interval, 0.008).reason
     confirmed = TestResult("Kendall tau", statistic=-0.4, pvalue=0.008, n=30, low=-0.7, high=-0.1)
     assert judge(h, Test.KENDALL, confirmed, 0.008).outcome is Outcome.FAIL
