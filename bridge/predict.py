@@ -256,7 +256,7 @@ def predict(
         centred = targets - targets.mean(axis=0)
         coeffs = np.sqrt(((eig.eigenvectors.T @ centred) ** 2).mean(axis=1) / n)
         grid = sorted({max(1, int(s)) for s in (sizes or (n // 8, n // 4, n // 2, n))})
-        frame = predict_learning_curve(lam, coeffs, grid, ridge=ridge / n).to_frame()
+        frame = predict_learning_curve(lam, coeffs, grid, ridge=ridge).to_frame()
         curve = frame[["n", "kappa", "test_mse", "train_mse"]]
         values |= {f"lc_test_mse_n{int(r.n)}": float(r.test_mse) for r in curve.itertuples()}
     if "measures" in names:

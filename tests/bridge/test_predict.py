@@ -97,6 +97,21 @@ def test_values_match_brute_force(factory: Path) -> None:
     assert v["p_test"] == pytest.approx(n / len(x_test) * np.sum(s_test**2), rel=1e-6)
 
 
+def test_learning_curve_uses_the_smoothers_ridge(factory: Path) -> None:
+    """One δ for both: the smoother's (Θ(X, X) + δI) and the eigenlearning κ equation Σ λ_i/(λ_i+κ) + δ/κ = n,
+    with λ_i = eig(Θ)/n (Simon et al. 2023), so at n = N the predicted κ solves it with the raw δ."""
+    import usermodels
+
+    x, y, x_test = _data()
+    torch.manual_seed(0)
+    model, ridge = usermodels.make(), 0.5
+    data = (x, y, x_test, torch.zeros(len(x_test), dtype=torch.long))
+    result = predict(model, data, ["ntk", "learning_curve"], ridge=ridge)
+    lam = np.clip(np.linalg.eigvalsh(_reference(model, x)), 0, None) / len(x)
+    kappa = result.learning_curve["kappa"].to_numpy()[-1]
+    assert np.sum(lam / (lam + kappa)) + ridge / kappa == pytest.approx(len(x), rel=1e-6)
+
+
 def _reference_cross(model: torch.nn.Module, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     both = _reference(model, torch.cat([a, b]))
     return both[: len(a), len(a) :]
