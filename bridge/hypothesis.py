@@ -3,8 +3,9 @@
 A hypothesis names an explanatory quantity, an outcome, its scope, one prediction (a rank relation, a sympy
 functional form with a null model, an event ordering, or an equivalence), the tests to run, α, an equivalence
 margin, declared confounders and the negative controls to beat (Jeffares & van der Schaar 2025 checklist).
-Malformed files raise :class:`HypothesisFileError` naming the file, the key and the reason. See
-``bridge/hypotheses/*.toml`` for worked examples.
+Malformed files raise :class:`HypothesisFileError` naming the file, the key and the reason. Formulas are
+parsed without evaluating their text (:mod:`bridge.expressions`), so a hostile file is refused, naming the
+offending construct. See ``bridge/hypotheses/*.toml`` for worked examples.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sympy
 from bridge.stats.fit import Expression, FitMethod, parse_expression, parse_formula
 
 DEFAULT_CONTROLS = ("prime_count", "random_measure", "param_count")
+MAX_FILE_BYTES = 1_000_000  #: a hypothesis file is a short text; larger ones are refused before reading
 
 
 class Test(StrEnum):
@@ -319,6 +321,8 @@ def parse_hypotheses(text: str, *, source: str = "<string>") -> list[Hypothesis]
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise HypothesisFileError(f"{source}: <toml>: {err}") from None
+    except RecursionError:
+        raise HypothesisFileError(f"{source}: <toml>: arrays or tables nested too deeply to read") from None
     top = _Reader(source, data, "")
     alpha = top.get("alpha", (int, float), 0.05, what="a number in (0, 0.5)")
     defaults = {"alpha": alpha, "controls": top.names("controls", DEFAULT_CONTROLS)}
@@ -335,8 +339,20 @@ def parse_hypotheses(text: str, *, source: str = "<string>") -> list[Hypothesis]
 
 
 def load_hypotheses(path: str | Path) -> list[Hypothesis]:
-    """Read and validate a hypothesis file (see :func:`parse_hypotheses`)."""
+    """Read and validate a hypothesis file of at most :data:`MAX_FILE_BYTES` bytes of UTF-8 text (see
+    :func:`parse_hypotheses`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No hypothesis file at {str(path)!r}.")
-    return parse_hypotheses(path.read_text(), source=str(path))
+    try:
+        size = path.stat().st_size
+        text = path.read_bytes().decode("utf-8") if size <= MAX_FILE_BYTES else None
+    except UnicodeDecodeError as err:
+        raise HypothesisFileError(f"{path}: <file>: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise HypothesisFileError(f"{path}: <file>: cannot read it ({err.strerror or err})") from None
+    if text is None:
+        raise HypothesisFileError(
+            f"{path}: <file>: {size} bytes, more than the {MAX_FILE_BYTES} a hypothesis file may hold"
+        )
+    return parse_hypotheses(text, source=str(path))

@@ -8,7 +8,6 @@ configurations (Efron & Tibshirani 1993, percentile bootstrap).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -18,13 +17,10 @@ import pandas as pd
 import sympy
 from scipy import optimize, stats
 
+from bridge import expressions
 from bridge.stats._result import TestResult
 from bridge.stats.rank import bootstrap_configurations
 from theory._validation import check_option, check_positive_int
-
-#: names parsed as sympy functions/constants rather than as symbols
-FUNCTIONS = {name: getattr(sympy, name) for name in ("log", "exp", "sqrt", "sin", "cos", "tanh", "Abs", "pi")}
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class FitMethod(StrEnum):
@@ -54,25 +50,16 @@ class Expression:
 
 
 def parse_formula(text: str) -> sympy.Expr:
-    """Parse a right-hand side such as ``"p_train - p_test"``; identifiers other than the functions in
-    :data:`FUNCTIONS` become plain symbols (so ``alpha``, ``E`` or ``Q`` are never sympy built-ins)."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"A formula must be a non-empty string. Got {text!r}.")
-    names = {n: sympy.Symbol(n) for n in _IDENT.findall(text) if n not in FUNCTIONS}
-    try:
-        return sympy.sympify(sympy.parse_expr(text, local_dict={**FUNCTIONS, **names}))
-    except (SyntaxError, TypeError, AttributeError, sympy.SympifyError) as err:
-        raise ValueError(f"Cannot parse the formula {text!r}: {err}") from None
+    """Parse a right-hand side such as ``"p_train - p_test"`` without evaluating the text (an allow-list walk of
+    Python's ``ast``; see :mod:`bridge.expressions`); identifiers other than the functions in
+    :data:`bridge.expressions.FUNCTIONS` and ``pi`` become plain symbols (so ``alpha``, ``E`` or ``Q`` are never
+    sympy built-ins). Raises :class:`bridge.expressions.ExpressionError` (a ``ValueError``)."""
+    return expressions.parse_formula(text)
 
 
 def parse_expression(text: str) -> Expression:
     """Parse ``"target = rhs"`` (e.g. ``"t_grok = k*log(alpha)/wd"``) with :func:`parse_formula` for the rhs."""
-    if not isinstance(text, str) or text.count("=") != 1:
-        raise ValueError(f"An expression must read 'target = rhs' with exactly one '='. Got {text!r}.")
-    target, rhs = (part.strip() for part in text.split("="))
-    if not _IDENT.fullmatch(target):
-        raise ValueError(f"The target of {text!r} must be a single column name. Got {target!r}.")
-    return Expression(target, parse_formula(rhs), text)
+    return Expression(*expressions.parse_equation(text), text)
 
 
 @dataclass(frozen=True)
