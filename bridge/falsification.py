@@ -218,8 +218,8 @@ def _functional_rows(
 
     if test is Test.OUT_OF_SETTING and len(envs) < 2:
         return [undefined("all", 0, f"the runs in scope hold {len(envs)} {env_col!r} environment: none to predict")]
-    train_env = pred.fit_on or (envs[0] if envs else None)
-    train = runs_in(train_env) if train_env is not None and (pred.fit_on or test is Test.OUT_OF_SETTING) else data
+    train_env = pred.fit_on if pred.fit_on is not None or test is Test.FIT else envs[0]
+    train = data if train_env is None else runs_in(train_env)  # fit without fit_on pools every environment
     parts = [("all", train)] if test is Test.FIT else [(env, runs_in(env)) for env in envs if env != train_env]
     rows, level, p0 = [], 1 - h.alpha, dict(pred.p0)
     for env, part in parts:
@@ -238,7 +238,7 @@ def _functional_rows(
                     expr, train, part, null=null, method=pred.method, groups=_configuration_labels(part, axes, env_col),
                     p0=p0, confidence_level=level,
                 )  # fmt: skip
-        except RuntimeError as err:  # curve_fit found no optimum
+        except RuntimeError as err:  # no optimum, or a law that is not finite on these runs
             rows.append(undefined(env, len(part), f"the law could not be fitted: {err}"))
             continue
         rows.append(_Row(h.name, test, subject, role, env, result))

@@ -225,7 +225,10 @@ def _solve(f, x: np.ndarray, y: np.ndarray, n_params: int, method: FitMethod, p0
         return np.zeros(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optimize.OptimizeWarning)  # no covariance: intervals are computed here
-        theta, _ = optimize.curve_fit(model, x, y, p0=p0, maxfev=20000)
+        try:
+            theta, _ = optimize.curve_fit(model, x, y, p0=p0, maxfev=20000)
+        except ValueError as err:  # the law is not finite at the start values or on these runs
+            raise RuntimeError(f"curve_fit from p0 = {list(p0)}: {err}") from None
     if method is FitMethod.HUBER:
         resid = y - model(x, *theta)
         scale = 1.345 * stats.median_abs_deviation(resid, scale="normal") or 1.0
@@ -234,10 +237,14 @@ def _solve(f, x: np.ndarray, y: np.ndarray, n_params: int, method: FitMethod, p0
 
 
 def _fit(expr, frame, method, p0):
-    f, jac, x, y, params = _design(expr, frame)
+    f, _, x, y, params = _design(expr, frame)
     start = [float((p0 or {}).get(p, 1.0)) for p in params]
-    theta = _solve(f, x, y, len(params), method, start)
-    pred = np.broadcast_to(np.asarray(f(*theta, *x), dtype=float), y.shape)
+    with np.errstate(all="ignore"):  # a law undefined somewhere is reported below, not warned about
+        theta = _solve(f, x, y, len(params), method, start)
+        pred = np.broadcast_to(np.asarray(f(*theta, *x), dtype=float), y.shape)
+    if not np.all(np.isfinite(pred)):
+        fitted = dict(zip(params, theta.round(6).tolist(), strict=True))
+        raise RuntimeError(f"{expr.text} is not finite on every run at the fitted parameters {fitted}")
     return theta, params, pred, y
 
 

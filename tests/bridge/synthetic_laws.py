@@ -1,8 +1,9 @@
 """Simulated sweeps with a known functional truth, for calibrating the ``fit`` verdict (issue 10, item 5).
 
-A sweep over ``n_configs`` weight decays (log-spaced, 1e-4 to 1e-1) with ``n_seeds`` seeds each. The recorded
-quantity ``q`` lands near each configuration's weight decay with a configuration-level random effect shared by
-its seeds and a small seed-level jitter: q = wd · exp(v_c + η), v_c ~ N(0, 0.3²), η ~ N(0, 0.05²). The outcome:
+A sweep over ``n_configs`` weight decays (log-spaced over one decade, 1e-2 to 1e-1) with ``n_seeds`` seeds
+each. The recorded quantity ``q`` lands near each configuration's weight decay with a configuration-level random
+effect shared by its seeds and a small seed-level jitter: q = wd · exp(v_c + η), v_c ~ N(0, 0.3²),
+η ~ N(0, 0.05²). The outcome:
 
 - ``"true"``: test_error = 0.3 + 0.05 log q + ε (the law :data:`TRUE_LAW` holds for every configuration);
 - ``"wrong"``: the same data, tested against :data:`WRONG_LAW` (linear in q; the issue's wrong law);
@@ -45,7 +46,7 @@ def simulate_law_runs(
         raise ValueError(f"The 'truth' parameter must be one of {TRUTHS}. Got {truth!r} instead.")
     tau = (SIGMA if truth == "null" else 0.0) if tau is None else tau
     rng = np.random.default_rng(random_state)
-    wd = np.repeat(np.geomspace(1e-4, 1e-1, n_configs), n_seeds)
+    wd = np.repeat(np.geomspace(1e-2, 1e-1, n_configs), n_seeds)
     config = np.repeat(np.arange(n_configs), n_seeds)
     q = wd * np.exp(rng.normal(0, 0.3, n_configs)[config] + rng.normal(0, 0.05, len(wd)))
     mean = 0.3 + (0.0 if truth == "null" else 0.05 * np.log(q))
