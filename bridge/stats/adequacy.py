@@ -92,7 +92,8 @@ def nested_f_test(
 
 def fieller_interval(a: np.ndarray, b: np.ndarray, confidence_level: float = 0.95) -> tuple[float, float]:
     """Fieller's (1954) interval for E[a]/E[b] from paired samples: {ρ : (ā − ρb̄)² ≤ t² s²(a − ρb)/m}, with t the
-    two-sided t_{m−1} quantile; (−inf, inf) when b̄ is not significantly away from 0 (unbounded set)."""
+    two-sided t_{m−1} quantile. When b̄ is not significantly away from 0 the set is unbounded (the whole line or
+    two rays) and its hull (−inf, inf) is returned."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     m = len(a)
     if m < 2:
