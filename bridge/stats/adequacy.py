@@ -11,7 +11,7 @@ makes that configuration's true mean deviate from any law, so runs are never ind
   exact for a law linear in its parameters with a balanced design whatever the configuration-level variance;
 - a paired comparison of two per-configuration losses over configurations: the t test of their differences
   with Fieller's (1954) interval of their ratio, or of their log ratios with the geometric-mean ratio's
-  interval; either interval contains 1 exactly when the two-sided t test does not reject.
+  interval; either interval, when bounded, contains 1 exactly when the two-sided t test does not reject.
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ def lack_of_fit(residuals: Sequence[float], groups: Sequence, n_params: int) -> 
     """Lack-of-fit F test of a law with ``n_params`` parameters against pure error from replicate seeds.
 
     With runs whose law variables are constant within a configuration this is exactly statsmodels' ``anova_lm``
-    of the law against ``C(configuration)``; when they vary between seeds, the pure error is the residuals'
-    scatter around their configuration mean (a conservative test: seed-level variation the law explains stays
-    in the denominator). Untestable (NaN statistic, ``details["untestable"]`` says why) with fewer than
+    of the law against ``C(configuration)``; when they vary between seeds, the law's residuals are split into
+    their configuration means (lack of fit) and the scatter around them (pure error), with approximate degrees
+    of freedom (simulated size 0.048-0.050 at α = 0.05 with 3-6 configurations and seed-level jitter in the
+    variable, 20,000 sweeps each). Untestable (NaN statistic, ``details["untestable"]`` says why) with fewer than
     ``n_params + 1`` configurations or without replicate seeds.
 
     Example:

@@ -82,7 +82,7 @@ def parse_expression(text: str) -> Expression:
 class IntervalMethod(StrEnum):
     """Parameter intervals. ``CONFIGURATION_T`` (default): Wald interval on configuration means,
     θ̂ ± t_{m−k} · sqrt(diag(s² (J̄ᵀJ̄)⁻¹)), with J̄ the m × k configuration-mean Jacobian of the law at θ̂ and
-    s² = Σ_c ē_c²/(m − k) (Bates & Watts 1988, §2.3): exact for a law linear in its parameters fitted to a
+    s² = Σ_c ē_c²/(m − k) (Bates & Watts 1988, ch. 2): exact for a law linear in its parameters fitted to a
     balanced design, whatever the configuration-level variance. ``BOOTSTRAP``: percentile bootstrap resampling
     whole configurations (Efron & Tibshirani 1993), which undercovers with few configurations."""
 
