@@ -18,6 +18,8 @@ from bridge.hypothesis import Hypothesis, Kind, Test, load_hypotheses
 from bridge.prereg import PreregStatus, prereg_status
 from bridge.stats import (
     CMIMethod,
+    FitResult,
+    OutOfSettingResult,
     TestResult,
     adjust_pvalues,
     conditional_mutual_information,
@@ -169,20 +171,7 @@ def _run_tests(
             confounders = [c for c in h.confounders if c in data.columns and c != subject]
             add(test, partial_rank_correlation(data.dropna(subset=confounders), subject, out, confounders))
         elif test in (Test.FIT, Test.OUT_OF_SETTING):
-            expr, null = pred.expression, pred.null
-            if role != "quantity":
-                expr, null = _substitute(expr, h.quantity, subject), _substitute(null, h.quantity, subject)
-            if test is Test.FIT:
-                p0 = dict(pred.p0)
-                add(test, fit_expression(expr, data, null=null, method=pred.method, groups=groups, p0=p0,
-                                         n_resamples=n_resamples, random_state=seeds()))  # fmt: skip
-            elif env_col and len(envs) > 1:
-                train_env = pred.fit_on if pred.fit_on is not None else envs[0]
-                train = data[data[env_col].astype(str) == train_env]
-                for env in (e for e in envs if e != train_env):
-                    test_part = data[data[env_col].astype(str) == env]
-                    add(test, predict_out_of_setting(expr, train, test_part, null=null, method=pred.method,
-                                                     random_state=seeds()), env)  # fmt: skip
+            rows += _functional_rows(h, test, data, subject, role, axes, envs)
         elif test is Test.EVENT and role == "quantity":
             lags = data["lag"].dropna() if "lag" in data.columns else pd.Series(dtype=float)
             if len(lags):
@@ -195,6 +184,64 @@ def _run_tests(
                 both = a.merge(b, on=keys, suffixes=("_a", "_b"))
                 a, b = both.rename(columns={f"{var}_a": var})[[var]], both.rename(columns={f"{var}_b": var})[[var]]
             add(test, tost(a[var], b[var], h.equivalence_margin, paired=pred.paired, alpha=h.alpha))
+    return rows
+
+
+def _configuration_labels(data: pd.DataFrame, axes: Sequence[str], environment: str | None) -> np.ndarray:
+    """One label per run naming its configuration by its environment and axis values (without axes: the run's
+    own row label, so seeds cannot be told apart), so that a law's per-configuration losses line up with a
+    control's even when their runs in scope differ."""
+    if not axes:
+        return data.index.to_numpy()
+    columns = [environment, *axes] if environment in data.columns and environment not in axes else list(axes)
+    return np.array([" | ".join(map(str, row)) for row in data[columns].itertuples(index=False)])
+
+
+def _functional_rows(
+    h: Hypothesis, test: Test, data: pd.DataFrame, subject: str, role: str, axes: list[str], envs: list[str]
+) -> list[_Row]:
+    """``fit`` on the ``fit_on`` environment (every run if unset), or ``out_of_setting``: fitted on ``fit_on`` (the
+    first environment if unset) and predicting each other one; configurations are the units. A law that cannot
+    be tested gives an undefined row whose ``details["error"]`` says why."""
+    pred, env_col = h.prediction, h.scope.environment
+    expr, null = pred.expression, pred.null
+    if role != "quantity":
+        expr, null = _substitute(expr, h.quantity, subject), _substitute(null, h.quantity, subject)
+    kind = FitResult if test is Test.FIT else OutOfSettingResult
+
+    def undefined(environment: str, n: int, reason: str) -> _Row:
+        result = kind(test.value, np.nan, np.nan, n, details={"error": reason})
+        return _Row(h.name, test, subject, role, environment, result)
+
+    def runs_in(env: str) -> pd.DataFrame:
+        return data[data[env_col].astype(str) == env]
+
+    if test is Test.OUT_OF_SETTING and len(envs) < 2:
+        return [undefined("all", 0, f"the runs in scope hold {len(envs)} {env_col!r} environment: none to predict")]
+    train_env = pred.fit_on if pred.fit_on is not None or test is Test.FIT else envs[0]
+    train = data if train_env is None else runs_in(train_env)  # fit without fit_on pools every environment
+    parts = [("all", train)] if test is Test.FIT else [(env, runs_in(env)) for env in envs if env != train_env]
+    rows, level, p0 = [], 1 - h.alpha, dict(pred.p0)
+    for env, part in parts:
+        if len(train) == 0:
+            rows.append(undefined(env, len(part), f"no run of {subject} in the fit_on environment {train_env!r}"))
+            continue
+        try:
+            if test is Test.FIT:
+                constraints = pred.constraints if role == "quantity" else ()
+                result = fit_expression(
+                    expr, train, null=null, method=pred.method, groups=_configuration_labels(train, axes, env_col),
+                    constraints=constraints, p0=p0, confidence_level=level,
+                )  # fmt: skip
+            else:
+                result = predict_out_of_setting(
+                    expr, train, part, null=null, method=pred.method, groups=_configuration_labels(part, axes, env_col),
+                    p0=p0, confidence_level=level,
+                )  # fmt: skip
+        except RuntimeError as err:  # no optimum, or a law that is not finite on these runs
+            rows.append(undefined(env, len(part), f"the law could not be fitted: {err}"))
+            continue
+        rows.append(_Row(h.name, test, subject, role, env, result))
     return rows
 
 
@@ -217,6 +264,17 @@ def _missing(h: Hypothesis, table: pd.DataFrame) -> list[str]:
     return [c for c in needed if c not in table.columns or table[c].isna().all()]
 
 
+def _untestable(h: Hypothesis, table: pd.DataFrame) -> str | None:
+    """Why a functional law cannot be fitted where it says (``fit_on`` names no environment of the runs), or None."""
+    fit_on, env = h.prediction.fit_on, h.scope.environment
+    if h.prediction.kind is not Kind.FUNCTIONAL or fit_on is None:
+        return None
+    present = sorted(table[env].dropna().astype(str).unique()) if env in table.columns else []
+    if fit_on not in present:
+        return f"fit_on = {fit_on!r} names no environment of the runs in scope ({env!r} values: {present})"
+    return None
+
+
 def falsify_tables(
     hypotheses: Sequence[Hypothesis],
     tables: Mapping[str, pd.DataFrame],
@@ -237,6 +295,9 @@ def falsify_tables(
         missing = _missing(h, table)
         if missing or table.empty:
             skipped[h.name] = f"the runs in scope do not record {missing or 'anything'}"
+            continue
+        if reason := _untestable(h, table):
+            skipped[h.name] = reason
             continue
         rows += _run_tests(h, table, h.quantity, "quantity", seeds, n_resamples)
         for control in h.controls:

@@ -18,7 +18,7 @@ from typing import Any
 
 import sympy
 
-from bridge.stats.fit import Expression, FitMethod, parse_expression, parse_formula
+from bridge.stats.fit import Constraint, Expression, FitMethod, parse_expression, parse_formula
 
 DEFAULT_CONTROLS = ("prime_count", "random_measure", "param_count")
 MAX_FILE_BYTES = 1_000_000  #: a hypothesis file is a short text; larger ones are refused before reading
@@ -100,9 +100,11 @@ class Prediction:
     """One prediction; only the fields of its ``kind`` are set.
 
     rank: ``direction`` (+1 "higher Q -> larger outcome", −1 the reverse). functional: ``expression``, ``null``,
-    ``method``, ``fit_on`` (environment value to fit on; the others are predicted), ``p0``; an expression's
-    symbols that are columns of the run table are data, the others free parameters (so never name a parameter
-    like a run column). event_order:
+    ``method``, ``fit_on`` (environment value the law is fitted on, for ``fit`` and ``out_of_setting``, which
+    predicts every other environment; unset: ``fit`` pools all environments and ``out_of_setting`` fits on the
+    first in sorted order), ``p0``, ``constraints`` (``"c > 0"``: a free parameter, one of < > <= >=, a number);
+    an expression's symbols that are columns of the run table are data, the others free parameters (so never
+    name a parameter like a run column). event_order:
     ``first``, ``second``, ``tolerance`` (steps B may precede A). equivalence: ``variable`` compared between
     the two ``levels`` of column ``by`` (``paired`` by seed).
     """
@@ -114,6 +116,7 @@ class Prediction:
     method: FitMethod = FitMethod.CURVE_FIT
     fit_on: str | None = None
     p0: tuple[tuple[str, float], ...] = ()
+    constraints: tuple[Constraint, ...] = ()
     first: Event | None = None
     second: Event | None = None
     tolerance: float = 0.0
@@ -217,7 +220,23 @@ def _expression(r: _Reader, key: str, text: str) -> Expression:
         r.fail(key, str(err))
 
 
-def _prediction(r: _Reader, quantity: str, outcome: str) -> Prediction:
+def _constraints(r: _Reader, expr: Expression, data: frozenset[str]) -> tuple[Constraint, ...]:
+    """``constraints = ["c > 0"]``: each names a free parameter of the law (a symbol of its expression that is
+    not a run column named by the hypothesis) and is parsed by a regular expression, never evaluated."""
+    out = []
+    for text in r.names("constraints"):
+        try:
+            c = Constraint.parse(text)
+        except ValueError as err:
+            r.fail("constraints", str(err))
+        free = [s for s in expr.symbols if s not in data]
+        if c.parameter not in free:
+            r.fail("constraints", f"{text!r} names {c.parameter!r}, not a free parameter of the expression {free}")
+        out.append(c)
+    return tuple(out)
+
+
+def _prediction(r: _Reader, quantity: str, outcome: str, data: frozenset[str] = frozenset()) -> Prediction:
     kind = r.option("kind", Kind)
     if kind is Kind.RANK:
         direction = r.get("direction", str, "increasing", what="'increasing' or 'decreasing'")
@@ -242,6 +261,7 @@ def _prediction(r: _Reader, quantity: str, outcome: str) -> Prediction:
             method=r.option("method", FitMethod, FitMethod.CURVE_FIT),
             fit_on=None if fit_on is None else str(fit_on),
             p0=tuple(sorted((k, float(v)) for k, v in p0.items())),
+            constraints=_constraints(r, expr, data | {quantity, outcome}),
         )
     elif kind is Kind.EVENT:
         tolerance = r.get("tolerance", (int, float), 0, what="a number of steps >= 0")
@@ -267,15 +287,17 @@ def _hypothesis(r: _Reader, defaults: dict[str, Any]) -> Hypothesis:
     name = r.get("name", str, what="a string")
     quantity = r.get("quantity", str, what="a recorded quantity name")
     outcome = r.get("outcome", str, what="an outcome or recorded quantity name")
-    prediction = _prediction(r.sub("prediction"), quantity, outcome)
     s = r.sub("scope", required=False)
     scope = Scope(s.names("specs"), s.names("phenomena"), s.names("axes"), s.get("environment", str, "spec"))
     s.finish()
+    prediction = _prediction(r.sub("prediction"), quantity, outcome, frozenset({*scope.axes, scope.environment}))
     tests = r.names("tests", tuple(t.value for t in DEFAULT_TESTS[prediction.kind]))
     allowed = [t.value for t in TESTS_FOR[prediction.kind]]
     for t in tests:
         if t not in allowed:
             r.fail("tests", f"{t!r} does not apply to a {prediction.kind.value!r} prediction (allowed: {allowed})")
+    if prediction.constraints and Test.FIT.value not in tests:
+        r.fail("prediction.constraints", f"constraints are judged by the 'fit' test, which tests {list(tests)} omit")
     needs_axes = {Test.PSI.value, Test.CMI.value, Test.CMI_PGDL.value, Test.ROBUST.value}
     if needs_axes & set(tests) and not scope.axes:
         r.fail("scope.axes", f"tests {sorted(needs_axes & set(tests))} need hyperparameter axes")

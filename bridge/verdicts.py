@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
+import pandas as pd
 
 from bridge.hypothesis import Hypothesis, Test
+from bridge.stats import FitResult, Side, paired_ratio_test
 from bridge.stats._result import TestResult
 
 
@@ -75,6 +77,10 @@ def judge(
     a, s, where = hypothesis.alpha, hypothesis.prediction.direction, _where(environment)
     q = hypothesis.quantity
     stat, p = result.statistic, p_corrected
+    if test is Test.FIT:
+        return _judge_fit(a, result, p)
+    if test is Test.OUT_OF_SETTING:
+        return _judge_out_of_setting(a, result, p, where)
     if not np.isfinite(stat):
         return Judgement(Outcome.INCONCLUSIVE, f"{test.value}{where} is undefined on these runs")
     if test is Test.KENDALL:
@@ -120,21 +126,6 @@ def judge(
                 f"(p = {_fmt(p)})",
             )
         return Judgement(Outcome.INCONCLUSIVE, f"partial rank correlation {_fmt(stat)} is not significant")
-    if test is Test.FIT:
-        evidence = p < a if np.isfinite(p) else result.details.get("delta AIC", np.nan) < -2
-        if stat > 0 and evidence:
-            return Judgement(Outcome.PASS, f"the fit beats the null (R2_rel = {_fmt(stat)})")
-        if stat <= 0:
-            return Judgement(Outcome.FAIL, f"the fit does no better than the null (R2_rel = {_fmt(stat)})")
-        return Judgement(Outcome.INCONCLUSIVE, f"the fit's gain over the null is not significant (p = {_fmt(p)})")
-    if test is Test.OUT_OF_SETTING:
-        if stat < 1 and p < a:
-            return Judgement(Outcome.PASS, f"out of setting{where} MSE/MSE_null = {_fmt(stat)}")
-        if stat >= 1:
-            return Judgement(
-                Outcome.FAIL, f"out of setting{where} it predicts no better than the null (MSE ratio {_fmt(stat)})"
-            )
-        return Judgement(Outcome.INCONCLUSIVE, f"out of setting{where} the gain is not significant (p = {_fmt(p)})")
     if test is Test.EVENT:
         tol = hypothesis.prediction.tolerance
         if p < a:
@@ -151,11 +142,63 @@ def judge(
     return Judgement(Outcome.INCONCLUSIVE, f"equivalence within {m:g} is not shown (p = {_fmt(p)})")
 
 
+def _judge_fit(alpha: float, result: TestResult, p: float) -> Judgement:
+    """fit passes iff the law beats the null significantly (on configuration means, ``p`` as corrected across the
+    report), shows no significant lack of fit (testable: df >= 1 both ways; its own p at α) and every declared
+    constraint's interval (at 1 − α) lies on the declared side; fails iff significant lack of fit or a
+    constraint's interval lies wholly on the wrong side; else inconclusive."""
+    if "error" in result.details:
+        return Judgement(Outcome.INCONCLUSIVE, result.details["error"])
+    lof = getattr(result, "lack_of_fit", None)
+    checks = getattr(result, "constraints", ())
+    if lof is not None and lof.pvalue < alpha:
+        df = (lof.details["df lack of fit"], lof.details["df pure error"])
+        return Judgement(
+            Outcome.FAIL,
+            f"the configuration means depart from the law beyond seed noise (lack-of-fit F{df} = "
+            f"{_fmt(lof.statistic)}, p = {_fmt(lof.pvalue)})",
+        )
+    wrong = [c for c in checks if c.side is Side.WRONG]
+    if wrong:
+        return Judgement(Outcome.FAIL, f"the constraint {wrong[0].describe()}")
+    gain = f"R2_rel = {_fmt(result.statistic)}, p = {_fmt(p)} on configuration means"
+    if not np.isfinite(p):
+        return Judgement(Outcome.INCONCLUSIVE, f"the law's gain over the null is untestable: {result.details['gain']}")
+    if not p < alpha:
+        return Judgement(Outcome.INCONCLUSIVE, f"the law's gain over the null is not significant ({gain})")
+    if lof is None or not np.isfinite(lof.pvalue):
+        why = lof.details.get("untestable", "not computed") if lof is not None else "not computed"
+        return Judgement(Outcome.INCONCLUSIVE, f"it beats the null ({gain}), but its lack of fit is untestable: {why}")
+    undecided = [c for c in checks if c.side is not Side.RIGHT]
+    if undecided:
+        return Judgement(Outcome.INCONCLUSIVE, f"it beats the null ({gain}), but {undecided[0].describe()}")
+    held = "".join(f"; {c.constraint.text} holds (interval [{_fmt(c.low)}, {_fmt(c.high)}])" for c in checks)
+    return Judgement(
+        Outcome.PASS, f"the law beats the null ({gain}) with no lack of fit (p = {_fmt(lof.pvalue)}){held}"
+    )
+
+
+def _judge_out_of_setting(alpha: float, result: TestResult, p: float, where: str) -> Judgement:
+    """out_of_setting passes iff the law's MSE is significantly below the null's (paired over the out-of-setting
+    configurations), fails iff significantly above; else inconclusive."""
+    if "error" in result.details:
+        return Judgement(Outcome.INCONCLUSIVE, f"out of setting{where}: {result.details['error']}")
+    m = result.details.get("configurations")
+    ratio = f"geometric-mean MSE/MSE_null = {_fmt(result.statistic)} (p = {_fmt(p)}, paired over {m} configurations)"
+    if p < alpha and result.statistic < 1:
+        return Judgement(Outcome.PASS, f"out of setting{where} the law predicts better than the null: {ratio}")
+    if p < alpha and result.statistic > 1:
+        return Judgement(Outcome.FAIL, f"out of setting{where} the law predicts worse than the null: {ratio}")
+    return Judgement(Outcome.INCONCLUSIVE, f"out of setting{where} the law's gain is not significant: {ratio}")
+
+
 def beats_control(test: Test, quantity: TestResult, control: TestResult, direction: int) -> bool:
     """Whether the quantity does better than a control on ``test``. For Kendall, ``control`` is the
     :func:`~bridge.stats.rank.kendall_tau_difference` result (its interval must lie above 0)."""
     if test is Test.KENDALL:
         return bool(control.low > 0)
+    if test in (Test.FIT, Test.OUT_OF_SETTING):
+        return _law_beats_control(quantity, control)
     q, c = quantity.statistic, control.statistic
     if not np.isfinite(c):
         return True
@@ -163,9 +206,27 @@ def beats_control(test: Test, quantity: TestResult, control: TestResult, directi
         return bool(direction * q > abs(c))
     if test is Test.ROBUST:
         return bool(q < c)
-    if test is Test.OUT_OF_SETTING:
-        return bool(q < c)
-    return bool(q > c)  # CMI scores, fit R2_rel
+    return bool(q > c)  # CMI scores
+
+
+def _law_beats_control(quantity: TestResult, control: TestResult) -> bool:
+    """The law in the quantity beats the same law in a control iff its per-configuration loss (squared mean
+    residual for fit, MSE out of setting on the log scale) is significantly smaller: one-sided paired t test over
+    the shared configurations at 1 − confidence level. A control whose law could not be fitted is beaten."""
+
+    log = not isinstance(quantity, FitResult)  # out-of-setting MSEs differ in scale between configurations
+
+    def loss(result: TestResult) -> pd.Series | None:
+        if isinstance(result, FitResult):
+            return None if result.configuration_residuals is None else result.configuration_residuals**2
+        losses = getattr(result, "losses", None)
+        return None if losses is None else losses["model"]
+
+    mine, theirs = loss(quantity), loss(control)
+    if mine is None or theirs is None:
+        return mine is not None
+    compared = paired_ratio_test(mine, theirs, log=log, alternative="less")
+    return bool(compared.pvalue < 1 - quantity.confidence_level)
 
 
 def decide(

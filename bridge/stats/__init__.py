@@ -1,14 +1,20 @@
 """Falsification statistics: each test returns a frozen :class:`TestResult` (statistic, pvalue, n, conf_int)."""
 
 from bridge.stats._result import TestResult
+from bridge.stats.adequacy import configuration_means, fieller_interval, lack_of_fit, nested_f_test, paired_ratio_test
 from bridge.stats.cmi import CMIMethod, conditional_mutual_information
 from bridge.stats.confounders import PartialMethod, partial_rank_correlation, stratified_permutation_test
 from bridge.stats.equivalence import tost
 from bridge.stats.events import event_lag_test
 from bridge.stats.fit import (
+    Constraint,
+    ConstraintCheck,
     Expression,
     FitMethod,
     FitResult,
+    IntervalMethod,
+    OutOfSettingResult,
+    Side,
     fit_expression,
     parse_expression,
     predict,
@@ -27,21 +33,31 @@ from bridge.stats.robust import hoeffding_weight, robust_sign_error, sign_error_
 __all__ = [
     "BootstrapMethod",
     "CMIMethod",
+    "Constraint",
+    "ConstraintCheck",
     "Correction",
     "Expression",
     "FitMethod",
     "FitResult",
+    "IntervalMethod",
+    "OutOfSettingResult",
     "PartialMethod",
+    "Side",
     "TestResult",
     "adjust_pvalues",
     "conditional_mutual_information",
     "configuration_groups",
+    "configuration_means",
     "event_lag_test",
+    "fieller_interval",
     "fit_expression",
     "granulated_kendall",
     "hoeffding_weight",
     "kendall_tau",
     "kendall_tau_difference",
+    "lack_of_fit",
+    "nested_f_test",
+    "paired_ratio_test",
     "parse_expression",
     "partial_rank_correlation",
     "predict",
