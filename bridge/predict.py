@@ -54,7 +54,8 @@ class PredictQuantity(StrEnum):
 @dataclass(frozen=True)
 class ModelPrediction:
     """Theory quantities of one model on one data set: ``values`` (name -> number), the eNTK ``implementation``,
-    ``notes`` (fallbacks, skipped measures), the top ``spectrum`` and the predicted ``learning_curve``."""
+    ``notes`` (fallbacks, skipped measures, why a value is infinite or undefined), the top ``spectrum`` and the
+    predicted ``learning_curve``."""
 
     values: dict[str, float]
     implementation: str
@@ -168,8 +169,10 @@ def _value_notes(values: dict[str, float], measures: Any) -> list[str]:
         )
         bad.pop("spec_init")
     for k, v in bad.items():
-        if k == "ntk_eff_dim" or k == "ntk_alignment":
+        if k in ("ntk_eff_dim", "ntk_alignment") and values.get("ntk_trace") == 0:
             why = "the eNTK is zero (the outputs do not depend on the parameters at these inputs)"
+        elif k == "ntk_alignment":
+            why = "the targets are zero, so there is no direction to align with"
         elif v == math.inf:
             why = "the bound exceeds the float64 range"
         else:
@@ -334,6 +337,7 @@ __all__ = [
     "PredictQuantity",
     "check_output_path",
     "load_data",
+    "learning_curve_sizes",
     "load_factory",
     "predict",
 ]

@@ -267,3 +267,26 @@ def test_learning_curve_at_the_snapshot_size_says_why_it_diverges(factory: Path)
     assert "n = [48] is at or past the 24 modes" in beyond
     ridged = predict("usermodels:make", data, ["learning_curve"], ridge=0.1, sizes=[24])
     assert np.isfinite(ridged.learning_curve["test_mse"][0]) and "n = [24] is at or past" in ridged.notes[0]
+
+
+class _Silenced(torch.nn.Module):
+    """Outputs 0·(a linear layer): every gradient, so the eNTK, is exactly zero."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return 0.0 * self.lin(x)
+
+
+def test_undefined_kernel_summaries_say_why() -> None:
+    x, y, x_test = _data()
+    silenced = predict(_Silenced(), (x, y, x_test, y[:10]), ["ntk"])
+    assert silenced.values["ntk_trace"] == 0 and np.isnan(silenced.values["ntk_eff_dim"])
+    assert any(n.startswith("ntk_eff_dim = nan: the eNTK is zero") for n in silenced.notes)
+    torch.manual_seed(0)
+    zero_targets = (x, torch.zeros(len(x)), x_test, torch.zeros(len(x_test)))
+    regression = predict(torch.nn.Linear(6, 1), zero_targets, ["ntk"])
+    assert np.isnan(regression.values["ntk_alignment"]) and np.isfinite(regression.values["ntk_eff_dim"])
+    assert regression.notes == ("ntk_alignment = nan: the targets are zero, so there is no direction to align with",)
