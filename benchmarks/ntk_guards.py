@@ -1,8 +1,8 @@
 """Cost of the guards of ``theory.empirical_ntk`` (input checks, the probe on a few samples, the memory check).
 
 Run: ``python benchmarks/ntk_guards.py`` (about half a minute on 2 cores). For each case it prints, side by side,
-the wall time of the guards alone (``probe_model``: NaN/Inf scan, two forward passes of at most 4 + 4 samples and
-one per sample; ``check_memory``: one forward of one sample) and of the whole ``empirical_ntk`` call that runs
+the wall time of the guards alone (``probe_model``: NaN/Inf scan, one forward of the first 4 samples and one
+per sample; ``check_memory``: one forward of one sample) and of the whole ``empirical_ntk`` call that runs
 them, and their ratio:
 (a) a small MLP 3-4-2, N = 5, full kernel (float64): the worst case, where the kernel itself costs almost nothing;
 (b) MLP 40-512-512-10 on N = 256 MNIST-1D-sized inputs, full kernel (float32);

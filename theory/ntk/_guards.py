@@ -5,9 +5,9 @@ model maps each sample on its own, deterministically, without changing its input
 Novak et al. 2022 (structured blocks, Jacobian contraction, NTK-vector products) each batch samples
 differently, so a model that breaks one of these assumptions gives a kernel that changes with ``block_size``
 or the implementation, or from call to call, without any error. :func:`probe_model` detects each case on
-a block of at most ``2 * PROBE_ROWS`` samples (a handful of forward passes, negligible next to the kernel)
-and raises a named :class:`NTKInputError`; :func:`check_kernel_memory` refuses a kernel that cannot fit
-before anything is allocated.
+a block of at most ``2 * PROBE_ROWS`` samples (one forward of the block and one per sample, negligible next
+to the kernel) and raises a named :class:`NTKInputError`; :func:`check_kernel_memory` refuses a kernel that
+cannot fit before anything is allocated.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def probe_model(view: ModelView, x1: Tensor, x2: Tensor | None = None) -> int:
 
     Raises, in this order: :class:`NonFiniteInputError`; :class:`InputMismatchError` when the model fails on
     the inputs (naming its first layer's expected input); :class:`InPlaceInputError` when the forward bumps
-    the version counter of its input; :class:`NondeterministicModelError` when two passes disagree;
-    :class:`SampleMixingError` when the block's outputs differ from the samples' outputs one at a time.
+    the version counter of its input; :class:`NondeterministicModelError` when two passes of the same inputs
+    disagree; :class:`SampleMixingError` when the block's outputs differ from the samples' outputs one at a time.
     The caller's tensors are never passed to the model here (the probe runs on copies).
     """
     check_finite("x1", x1)
@@ -88,24 +88,28 @@ def probe_model(view: ModelView, x1: Tensor, x2: Tensor | None = None) -> int:
             "e.g. x.mul_(2.0)): it would overwrite the caller's tensor and change the kernel between blocks, and "
             "torch.func cannot differentiate through it. Use an out-of-place operation (x = x * 2.0)."
         )
-    second = _forward(view, block.clone(), x1)
-    gap = _gap(first, second)
+    # One sample at a time must give the block's outputs; when it does not, a second pass of the block tells a
+    # random forward (the block disagrees with itself) from one that mixes samples. A one-sample block's second
+    # pass is the determinism check itself.
+    alone = torch.cat([_forward(view, block[i : i + 1].clone(), x1) for i in range(len(block))])
+    if len(block) == 1:
+        gap, mixing = _gap(first, alone), None
+    else:
+        mixing = _gap(first, alone)
+        gap = None if mixing is None else _gap(first, _forward(view, block.clone(), x1))
     if gap is not None:
         raise NondeterministicModelError(
             f"The model {_name(view)} gives different outputs on two forward passes of the same {len(block)} "
             f"inputs (max difference {gap:.3g}), so its kernel would be random. Call f.eval() and make functional "
             "dropout follow it (F.dropout(x, p, training=self.training)); remove any other randomness in forward."
         )
-    if len(block) > 1:
-        alone = torch.cat([_forward(view, block[i : i + 1].clone(), x1) for i in range(len(block))])
-        gap = _gap(first, alone)
-        if gap is not None:
-            raise SampleMixingError(
-                f"The model {_name(view)} mixes samples: the outputs of a batch of {len(block)} inputs differ from "
-                f"the same inputs passed one at a time (max difference {gap:.3g}), e.g. a forward with x - x.mean(0). "
-                "The per-sample kernel is undefined (the structured result would change with block_size). Use "
-                "per-sample operations only (BatchNorm in eval mode, statistics over features, not the batch)."
-            )
+    if mixing is not None:
+        raise SampleMixingError(
+            f"The model {_name(view)} mixes samples: the outputs of a batch of {len(block)} inputs differ from "
+            f"the same inputs passed one at a time (max difference {mixing:.3g}), e.g. a forward with x - x.mean(0). "
+            "The per-sample kernel is undefined (the structured result would change with block_size). Use "
+            "per-sample operations only (BatchNorm in eval mode, statistics over features, not the batch)."
+        )
     return first.shape[1]
 
 
