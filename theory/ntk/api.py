@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from theory._validation import check_option, check_positive_int
-from theory.ntk import structured
+from theory.ntk import _guards, structured
 from theory.ntk._model import ModelView, make_view
 from theory.ntk.jacobian import JacobianBackend
 from theory.ntk.ntk_vp import NTKVPBackend
@@ -102,7 +102,10 @@ def empirical_ntk(
 
     Raises:
         ValueError / TypeError naming the argument or module for bad input (BatchNorm in training mode,
-        in-place operations torch.func rejects, parameters without grad, mismatched x2).
+        in-place operations torch.func rejects, parameters without grad, mismatched x2), and the named
+        :class:`~theory.ntk.NTKInputError` subclasses found by a probe on a few samples before any work: NaN/Inf
+        inputs, inputs the model cannot take, a forward that modifies its input in place, is not deterministic
+        or mixes samples; :class:`~theory.ntk.KernelMemoryError` for a kernel that would not fit in memory.
 
     Example:
         >>> f = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
@@ -116,6 +119,7 @@ def empirical_ntk(
         raise ValueError("Of 'trace_outputs' and 'diagonal_outputs' of empirical_ntk at most one may be True.")
     _check_inputs(x1, x2)
     view = make_view(f, x1, params, dtype)
+    _guards.probe_model(view, x1, x2)
     if impl is NTKImplementation.AUTO:
         impl, reason = _resolve(view, x1, x2)
         logger.info("empirical_ntk: implementation=%s (%s)", impl.value, reason)
@@ -126,6 +130,7 @@ def empirical_ntk(
     groups = view.groups if per_layer else {"": view.names}
     mode = "trace" if trace_outputs else "diag" if diagonal_outputs else "full"
     backend = _BACKENDS[impl](view, groups, mode)
+    _guards.check_memory(backend, view, x1, x2, block_size)
     out = _blocked(backend, view, view.cast_input(x1), None if x2 is None else view.cast_input(x2), block_size)
     return out if per_layer else out[""]
 
@@ -135,7 +140,9 @@ def resolve_implementation(
 ) -> NTKImplementation:
     """The implementation ``empirical_ntk(..., implementation="auto")`` runs for these arguments."""
     _check_inputs(x1, x2)
-    return _resolve(make_view(f, x1, params, None), x1, x2)[0]
+    view = make_view(f, x1, params, None)
+    _guards.probe_model(view, x1, x2)
+    return _resolve(view, x1, x2)[0]
 
 
 def _resolve(view: ModelView, x1: Tensor, x2: Tensor | None) -> tuple[NTKImplementation, str]:

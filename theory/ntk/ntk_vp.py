@@ -13,6 +13,7 @@ from scipy.sparse.linalg import LinearOperator
 from torch import Tensor, nn
 from torch.func import jvp, vjp, vmap
 
+from theory.ntk._guards import probe_model
 from theory.ntk._model import ModelView, make_view, translate_torch_func_errors
 
 _CHUNK_BYTES = 2**27
@@ -87,6 +88,7 @@ def ntk_operator(
     if not isinstance(x, Tensor):
         raise TypeError(f"The 'x' argument must be a torch.Tensor. Got {type(x).__name__} instead.")
     view = make_view(f, x, params, dtype)
+    probe_model(view, x)
     xc = view.cast_input(x)
     sel = view.selected
     with translate_torch_func_errors(view.module):
