@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import AutoLocator, MaxNLocator  # noqa: E402
 
 DPI = 90
 N_BOOT = 200  #: bootstrap resamples behind every seaborn interval
@@ -73,7 +74,12 @@ def log_scaled(values: pd.Series) -> bool:
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG and close it; automatic linear x ticks are thinned to at most 5 (wide numbers such as
+    a prime count of 25,500 overlapped)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for ax in fig.axes:
+        if type(ax.xaxis.get_major_locator()) is AutoLocator:
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
     fig.tight_layout()
     fig.savefig(path, dpi=DPI, format="png")
     plt.close(fig)
