@@ -231,16 +231,24 @@ def test_filters_keep_one_spec_and_one_file(built, tmp_path: Path) -> None:
     assert sum("curve-" in p.name for p in only.figures) == 1
 
 
-def test_html_renders_in_headless_chromium(built, tmp_path: Path) -> None:
-    _, report, _, _ = built
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+)  # fmt: skip
+
+
+def _chromium() -> str:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser, "Debian's chromium is missing: .ci/run installs it (apt-get install -y chromium)"
+    return browser
+
+
+def test_html_renders_in_headless_chromium(built, tmp_path: Path) -> None:
+    _, report, _, _ = built
     shot = tmp_path / "shot.png"
     cmd = [
-        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,2000",
-        report.html.resolve().as_uri(),
+        _chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
+        "--window-size=1200,2000", report.html.resolve().as_uri(),
     ]  # fmt: skip
     subprocess.run(cmd, capture_output=True, timeout=120, check=False)
     assert shot.is_file(), "chromium wrote no screenshot"
@@ -249,6 +257,46 @@ def test_html_renders_in_headless_chromium(built, tmp_path: Path) -> None:
     assert pixels.shape == (2000, 1200)
     assert pixels.std() > 10  # text, tables and figures, not a blank page
     assert (pixels < 128).mean() > 0.005  # dark pixels: the text is drawn
+
+
+#: the page reports its layout width (scrollWidth) and viewport width (clientWidth) to the frame around it
+_MEASURE = (
+    "<script>window.addEventListener('load', () => { const d = document.documentElement;"
+    " parent.postMessage(d.scrollWidth + ' ' + d.clientWidth, '*'); });</script>"
+)
+#: a frame of the given width (headless chromium's windows are at least 500 px wide: a phone needs a frame)
+_FRAME = (
+    "<!DOCTYPE html><html><body style='margin:0'><pre id='layout'></pre><script>window.addEventListener('message',"
+    " e => { document.getElementById('layout').textContent = e.data; });</script>"
+    "<iframe src='page.html' style='border:0; width:{width}px; height:900px'></iframe></body></html>"
+)
+
+
+def _layout(html: str, width: int, folder: Path) -> tuple[int, int]:
+    """(document scrollWidth, viewport clientWidth) of ``html`` laid out in a ``width``-pixel viewport."""
+    folder.mkdir()
+    (folder / "page.html").write_text(html.replace("</body>", _MEASURE + "</body>"))
+    (folder / "frame.html").write_text(_FRAME.replace("{width}", str(width)))
+    cmd = [
+        _chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={folder / 'profile'}", f"--window-size={width + 50},1000",
+        "--virtual-time-budget=5000", "--dump-dom", (folder / "frame.html").as_uri(),
+    ]  # fmt: skip
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False).stdout
+    found = re.search(r'<pre id="layout">(\d+) (\d+)</pre>', dom)
+    assert found, f"chromium did not report the layout: {dom[-300:]!r}"
+    return int(found[1]), int(found[2])
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_report_does_not_overflow_the_window(built, tmp_path: Path, width: int) -> None:
+    _, report, _, _ = built
+    html = report.html.read_text()
+    assert html.count('<div class="table-wrap"><table>') == html.count("<table>")  # wide tables scroll in place
+    scroll, client = _layout(html, width, tmp_path / "report")
+    assert client <= width and scroll <= client, f"the page is {scroll} px wide in a {client} px viewport"
+    wide = "<!DOCTYPE html><html><body><div style='width: 2000px'>x</div></body></html>"  # the check can fail
+    scroll, client = _layout(wide, width, tmp_path / "control")
+    assert scroll > client
 
 
 def test_a_revised_hypothesis_file_reports_only_its_latest_registered_version():
