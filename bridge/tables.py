@@ -14,6 +14,7 @@ import pandas as pd
 import sympy
 
 from bridge.hypothesis import Event, Hypothesis, Kind, Scope
+from empirics.store import RUN_COLUMNS
 
 EVERYTHING = Scope()  #: the default scope: every run in the store
 
@@ -30,6 +31,39 @@ class StoreLike(Protocol):
     def put_result(self, kind: str, key: str, payload: dict[str, Any]) -> None: ...
 
     def results(self, kind: str) -> list[dict[str, Any]]: ...
+
+
+def _parameters(store: StoreLike, runs: pd.DataFrame) -> list[str]:
+    """The resolved parameter names of ``runs`` (one spec's), read from the first run's config when the store has
+    one; else every column that is not a run column."""
+    config = getattr(store, "config", None)
+    return list(config(runs["run_id"].iloc[0]).params) if config else [c for c in runs.columns if c not in RUN_COLUMNS]
+
+
+def swept_axes(store: StoreLike, runs: pd.DataFrame) -> list[str]:
+    """The parameters (other than the seed) that vary across ``runs`` (one spec's), in parameter order."""
+    return [n for n in _parameters(store, runs) if n != "seed" and n in runs and runs[n].astype(str).nunique() > 1]
+
+
+def spec_summary(store: StoreLike, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per spec of ``runs`` (default: all the store's): ``phenomenon``, ``runs``, ``seeds`` (sorted),
+    ``axes`` (swept parameter -> its values in numeric order), ``outcomes`` (names with a value in some run) and
+    ``wall_s`` (summed run wall time)."""
+    runs = store.runs() if runs is None else runs
+    rows = []
+    for spec, part in runs.groupby("spec", sort=True):
+        part = part.dropna(axis=1, how="all")
+        params = set(_parameters(store, part))
+        axes = {
+            a: sorted(part[a].unique().tolist(), key=lambda v: (isinstance(v, str), v)) for a in swept_axes(store, part)
+        }
+        rows.append({
+            "spec": spec, "phenomenon": part["phenomenon"].iloc[0], "runs": len(part),
+            "seeds": sorted(part["seed"].unique().tolist()), "axes": axes,
+            "outcomes": [c for c in part.columns if c not in RUN_COLUMNS and c not in params],
+            "wall_s": float(part["wall_s"].sum()),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=["spec", "phenomenon", "runs", "seeds", "axes", "outcomes", "wall_s"])
 
 
 def select_runs(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:

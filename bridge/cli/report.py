@@ -15,9 +15,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", action="append", default=None, help="only this spec's runs (repeatable)")
     parser.add_argument("--file", action="append", default=None, help="only this hypothesis file's verdicts")
     parser.add_argument("--seed", type=int, default=0, help="random_state of the figures' bootstrap bands")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
 def execute(args: argparse.Namespace) -> int:
+    from bridge._progress import quiet
+
+    with quiet(args.quiet):
+        return _report(args)
+
+
+def _report(args: argparse.Namespace) -> int:
     from bridge.report import build_report
     from empirics.store import Store
 

@@ -22,6 +22,7 @@ Studies (hypotheses in ``bridge/studies/NAME.toml``, specs in ``bridge/studies/s
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,8 +82,15 @@ class StudyResult:
     report_html: Path | None
     wall_s: float
 
-    def summary(self) -> str:
-        lines = [*self.sweeps, self.verdicts.to_string(index=False)]
+    def summary(self, *, sweeps: bool = True) -> str:
+        """The sweep lines (``sweeps=False`` leaves them out, e.g. when they were already logged), one verdict per
+        hypothesis with its reason wrapped underneath, the report path and the wall time."""
+        lines = list(self.sweeps) if sweeps else []
+        width = max((len(v) for v in self.verdicts["verdict"]), default=0)
+        for row in self.verdicts.itertuples(index=False):
+            lines.append(f"{row.verdict:<{width}}  {row.hypothesis}")
+            lines += textwrap.wrap(str(row.reason), 100, initial_indent=" " * (width + 4),
+                                   subsequent_indent=" " * (width + 4))  # fmt: skip
         if self.report_html is not None:
             lines.append(f"report: {self.report_html}")
         lines.append(f"study {self.study}{' (quick)' if self.quick else ''}: {self.wall_s:.1f} s")
@@ -121,9 +129,12 @@ def run_study(
         store: the store directory (default :func:`default_store`).
         output: the report folder (None: no report). ``COMMAND.txt`` there records ``command`` and the wall time.
         workers, backend, address: as ``unitheory run`` (``backend`` None: ``pool`` if ``workers`` > 1).
+        log: receives one line per run, per sweep and for the falsification (None: silent); progress bars go to
+            stderr on a terminal unless ``UNITHEORY_PROGRESS=0`` (:mod:`bridge._progress`).
         n_resamples: bootstrap resamples of every test interval and prediction band.
         random_state: seeds the bootstraps.
     """
+    from bridge._progress import status
     from bridge.falsification import falsify
     from bridge.hypothesis import load_hypotheses
     from bridge.prereg import preregister
@@ -144,7 +155,12 @@ def run_study(
             chosen = backend or ("pool" if workers > 1 else "local")
             summary = run_sweep(spec, db, backend=chosen, workers=workers, address=address, log=log)
             sweeps.append(summary.summary())
+        status(f"testing {len(hypotheses)} hypotheses of {study.hypotheses.name} ({n_resamples} resamples each)")
+        tic = time.perf_counter()
         report = falsify(study.hypotheses, db, n_resamples=n_resamples, random_state=random_state)
+        if log is not None:
+            log(f"falsify {study.hypotheses.name}: {len(hypotheses)} hypotheses, {len(report.to_frame())} tests "
+                f"in {time.perf_counter() - tic:.1f} s")  # fmt: skip
         save_verdicts(db, study.hypotheses, report, hypotheses)
         save_predictions(db, hypotheses, n_resamples=min(n_resamples, 200), random_state=random_state)
         html = None
