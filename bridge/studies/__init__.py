@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from theory._validation import check_option, check_positive_int
+from theory._validation import check_device, check_option, check_positive_int
 
 HERE = Path(__file__).resolve().parent
 
@@ -111,6 +111,7 @@ def run_study(
     n_resamples: int = 999,
     random_state: int = 0,
     command: str | None = None,
+    device: str = "cpu",
     log: Callable[[str], None] | None = print,
 ) -> StudyResult:
     """Preregister, run (resumably), falsify, save verdicts and prediction bands, and write the report.
@@ -123,6 +124,7 @@ def run_study(
         workers, backend, address: as ``unitheory run`` (``backend`` None: ``pool`` if ``workers`` > 1).
         n_resamples: bootstrap resamples of every test interval and prediction band.
         random_state: seeds the bootstraps.
+        device: where the runs train (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``; see ``run_sweep``).
     """
     from bridge.falsification import falsify
     from bridge.hypothesis import load_hypotheses
@@ -134,6 +136,7 @@ def run_study(
 
     study = name if isinstance(name, Study) else get_study(name)
     check_positive_int("n_resamples", n_resamples, owner="run_study")
+    check_device("device", device, owner="run_study", available=backend != "ray")  # before preregistering
     start = time.perf_counter()
     hypotheses = load_hypotheses(study.hypotheses)
     specs = [load_spec(p, quick=quick) for p in study.spec_paths()]
@@ -142,7 +145,7 @@ def run_study(
         sweeps = []
         for spec in specs:
             chosen = backend or ("pool" if workers > 1 else "local")
-            summary = run_sweep(spec, db, backend=chosen, workers=workers, address=address, log=log)
+            summary = run_sweep(spec, db, backend=chosen, workers=workers, address=address, device=device, log=log)
             sweeps.append(summary.summary())
         report = falsify(study.hypotheses, db, n_resamples=n_resamples, random_state=random_state)
         save_verdicts(db, study.hypotheses, report, hypotheses)
