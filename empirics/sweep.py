@@ -12,6 +12,11 @@ lacks. Backends (:class:`Backend`):
 Each run is seeded (python, numpy, torch) from ``params["seed"]``, runs with
 ``torch.use_deterministic_algorithms(True)`` and a fixed thread count for torch and for numpy/scipy's BLAS
 (threadpoolctl), so two runs of one config give bit-identical records on any backend.
+
+``device`` (``"cpu"`` by default, ``"cuda"``, ``"cuda:N"`` or ``"mps"``) is where phenomena that declare it
+(``Phenomenon.devices``) train. Like the thread count it is provenance, recorded with every run, not part of the
+run id: the ids of stored runs do not change, and a stored run is reused whatever device computed it (keep one
+store per device to compare devices).
 """
 
 from __future__ import annotations
@@ -37,10 +42,11 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from empirics.phenomena.base import Phenomenon
 from empirics.recorder import Recorder
 from empirics.spec import ExperimentSpec, RunConfig, find_phenomenon, load_plugins
 from empirics.store import RunResult, Store
-from theory._validation import check_option, check_positive_int
+from theory._validation import check_device, check_option, check_positive_int
 
 
 class Backend(StrEnum):
@@ -89,8 +95,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def _provenance(threads: int) -> dict[str, object]:
+def _provenance(threads: int, device: torch.device) -> dict[str, object]:
     return {
+        "device": str(device),
         "unitheory": importlib.metadata.version("unitheory"),
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -102,17 +109,25 @@ def _provenance(threads: int) -> dict[str, object]:
     }
 
 
-def execute_run(config: RunConfig, *, threads: int = 1) -> RunResult:
+def execute_run(config: RunConfig, *, threads: int = 1, device: torch.device | str = "cpu") -> RunResult:
     """Run one configuration: ``Phenomenon.run`` under a fresh :class:`Recorder`, then ``Recorder.finalize``.
 
     Args:
         config: the resolved run.
         threads: torch intra-op threads during the run (fixed so results do not depend on the machine's load).
+        device: the torch device the phenomenon trains on (it must list the device type in ``devices``).
+
+    Raises:
+        ValueError: an unavailable device, or one the phenomenon does not train on.
     """
     check_positive_int("threads", threads, owner="execute_run")
+    device = check_device("device", device, owner="execute_run")
+    if device.type == "cuda":  # deterministic cuBLAS kernels (torch.use_deterministic_algorithms) need this
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     load_plugins(config.plugins)
     phenomenon = find_phenomenon(config.phenomenon)
-    recorder = Recorder(config.quantities, config.schedule)
+    _check_phenomenon_device(phenomenon, device)
+    recorder = Recorder(config.quantities, config.schedule, device=device)
     started_at, start = _now(), time.perf_counter()
     with _deterministic(config.seed, threads):
         outcomes = phenomenon.run(dict(config.params), recorder)
@@ -122,7 +137,7 @@ def execute_run(config: RunConfig, *, threads: int = 1) -> RunResult:
         config=config,
         outcomes={k: float(v) for k, v in outcomes.items()},
         rows=list(recorder.rows),
-        provenance=_provenance(threads),
+        provenance=_provenance(threads, device),
         started_at=started_at,
         finished_at=_now(),
         wall_s=wall_s,
@@ -139,6 +154,7 @@ def run_sweep(
     address: str | None = None,
     threads: int = 1,
     max_retries: int = 3,
+    device: torch.device | str = "cpu",
     log: Callable[[str], None] | None = print,
 ) -> SweepSummary:
     """Execute the runs of ``spec`` missing from ``store`` and write each as it finishes.
@@ -151,11 +167,13 @@ def run_sweep(
         address: Ray cluster address (``None``: the running Ray instance, else a new local one).
         threads: torch threads per run.
         max_retries: Ray task retries after a worker dies.
+        device: where the runs train (see the module docstring); checked here, before any run.
         log: receives a one-line summary per run (``None``: silent). A tqdm bar is shown on a tty unless
             ``UNITHEORY_PROGRESS=0``.
 
     Raises:
-        ValueError: invalid options, or ``workers > 1`` with the local backend.
+        ValueError: invalid options, ``workers > 1`` with the local backend, or a device that is not available
+            here (local and pool backends) or that the spec's phenomenon does not train on.
         ImportError: ``backend="ray"`` without Ray installed.
     """
     backend = Backend(check_option("backend", backend, [b.value for b in Backend], owner="run_sweep"))
@@ -165,6 +183,10 @@ def run_sweep(
         raise ValueError(
             f"The 'workers' parameter of run_sweep must be 1 for the local backend (use 'pool'). Got {workers}."
         )
+    # with Ray the cluster's workers, not this driver, must have the device: each run checks it there
+    device = check_device("device", device, owner="run_sweep", available=backend is not Backend.RAY)
+    _check_phenomenon_device(find_phenomenon(spec.phenomenon), device)
+    device = str(device)
     start = time.perf_counter()
     store = store if isinstance(store, Store) else Store(store)
     configs = list({c.run_id: c for c in spec.runs()}.values())
@@ -173,7 +195,8 @@ def run_sweep(
     executor = {Backend.LOCAL: _run_local, Backend.POOL: _run_pool, Backend.RAY: _run_ray}[backend]
     disable = os.environ.get("UNITHEORY_PROGRESS") == "0" or not sys.stderr.isatty()
     with tqdm(total=len(todo), desc=spec.name, unit="run", disable=disable) as bar:
-        for result in executor(todo, threads=threads, workers=workers, address=address, max_retries=max_retries):
+        kwargs = dict(threads=threads, workers=workers, address=address, max_retries=max_retries, device=device)
+        for result in executor(todo, **kwargs):
             store.write_run(result)
             bar.update(1)
             if log is not None:
@@ -184,6 +207,14 @@ def run_sweep(
     return summary
 
 
+def _check_phenomenon_device(phenomenon: Phenomenon, device: torch.device) -> None:
+    if device.type not in phenomenon.devices:
+        raise ValueError(
+            f"The 'device' parameter must be a device type phenomenon {phenomenon.name!r} trains on "
+            f"({list(phenomenon.devices)}: it declares no other). Got {str(device)!r} instead."
+        )
+
+
 def _run_line(result: RunResult) -> str:
     cfg = result.config
     swept = " ".join(f"{k}={v}" for k, v in cfg.params.items() if k != "seed" and not isinstance(v, str))
@@ -191,17 +222,19 @@ def _run_line(result: RunResult) -> str:
     return f"run {result.run_id} {cfg.phenomenon} seed={cfg.seed} {swept} -> {outcomes} ({result.wall_s:.2f} s)"
 
 
-def _run_local(configs: Sequence[RunConfig], *, threads: int, **_: object) -> Iterator[RunResult]:
+def _run_local(configs: Sequence[RunConfig], *, threads: int, device: str, **_: object) -> Iterator[RunResult]:
     for config in configs:
-        yield execute_run(config, threads=threads)
+        yield execute_run(config, threads=threads, device=device)
 
 
-def _run_pool(configs: Sequence[RunConfig], *, threads: int, workers: int, **_: object) -> Iterator[RunResult]:
+def _run_pool(
+    configs: Sequence[RunConfig], *, threads: int, workers: int, device: str, **_: object
+) -> Iterator[RunResult]:
     if not configs:
         return
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(execute_run, c, threads=threads) for c in configs]
+        futures = [pool.submit(execute_run, c, threads=threads, device=device) for c in configs]
         try:
             for future in concurrent.futures.as_completed(futures):
                 yield future.result()
@@ -211,7 +244,7 @@ def _run_pool(configs: Sequence[RunConfig], *, threads: int, workers: int, **_: 
 
 
 def _run_ray(
-    configs: Sequence[RunConfig], *, threads: int, address: str | None, max_retries: int, **_: object
+    configs: Sequence[RunConfig], *, threads: int, address: str | None, max_retries: int, device: str, **_: object
 ) -> Iterator[RunResult]:
     try:
         import ray
@@ -221,8 +254,9 @@ def _run_ray(
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
-        task = ray.remote(num_cpus=threads, max_retries=max_retries, retry_exceptions=False)(execute_run)
-        pending = [task.remote(c, threads=threads) for c in configs]
+        gpus = 1 if torch.device(device).type == "cuda" else 0  # one GPU per run task on a CUDA cluster
+        task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=max_retries, retry_exceptions=False)(execute_run)
+        pending = [task.remote(c, threads=threads, device=device) for c in configs]
         try:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)

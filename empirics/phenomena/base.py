@@ -3,10 +3,15 @@
 A *phenomenon* trains one configuration (a flat mapping of parameters, seed included) and reports along
 training through a :class:`~empirics.recorder.Recorder`. The runner expands a spec's sweep axes into
 configurations, calls :meth:`Phenomenon.run` for each, and writes the recorder's rows to the store.
+
+Two promises a phenomenon may declare: ``devices`` (the torch device types it moves its model and data to,
+``recorder.device``; CPU only by default) and ``follows_steps`` (its training loop calls the recorder's per-step
+hooks, so quantities that follow every optimizer step, such as ``telescope``, can be recorded).
 """
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +40,32 @@ class Snapshot:
     task: Literal["classification", "regression"] = "classification"
     scale: float = 1.0
 
+    def to(self, device: torch.device | str) -> Snapshot:
+        """The snapshot with copies of both models and the data on ``device`` (the run's models are not moved)."""
+        moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
+        return Snapshot(copy.deepcopy(self.model).to(device), copy.deepcopy(self.init_model).to(device), **moved,
+                        task=self.task, scale=self.scale)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainingContext:
+    """What a quantity following every optimizer step sees once, before the first step.
+
+    ``targets`` are the real ``(n, O)`` targets the loss compares the outputs of all ``n`` training inputs with
+    (one-hot class indicators for classification with ``loss="mse"``); ``loss_scale`` is ``c`` in a squared loss
+    ``(c/2)·mean_{i∈B} ‖f(x_i) − y_i‖²`` (``c = 2/O`` for ``torch.nn.functional.mse_loss``); ``x_test`` are the
+    evaluated held-out inputs; ``output`` is the output a one-number quantity reports (None: the model has one).
+    """
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    x_train: torch.Tensor
+    targets: torch.Tensor
+    x_test: torch.Tensor
+    loss: str
+    loss_scale: float
+    output: int | None = None
+
 
 class Phenomenon(ABC):
     """A canonical experiment.
@@ -46,6 +77,10 @@ class Phenomenon(ABC):
     name: ClassVar[str]
     parameters: ClassVar[Mapping[str, Any]]
     outcomes: ClassVar[tuple[str, ...]] = ()
+    #: torch device types :meth:`run` moves its model and data to (``recorder.device``)
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    #: whether :meth:`run`'s training loop calls ``recorder.attach``, ``before_step`` and ``after_step``
+    follows_steps: ClassVar[bool] = False
 
     def resolve(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overlaid with ``params``; unknown keys raise ``ValueError`` naming them."""
@@ -61,5 +96,6 @@ class Phenomenon(ABC):
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         """Train one configuration, calling ``recorder.record`` at ``recorder.due`` steps.
 
-        Must be deterministic given ``params["seed"]`` on CPU. Returns the final outcomes.
+        Must be deterministic given ``params["seed"]`` on CPU. Returns the final outcomes. A phenomenon that lists
+        more than ``"cpu"`` in :attr:`devices` trains on ``recorder.device``.
         """
