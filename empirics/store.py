@@ -30,7 +30,12 @@ import pandas as pd
 from empirics.spec import RunConfig
 from theory._validation import check_option
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: version 2: the eNTK-interpolator effective parameters of the double-descent MLPs are stored under the names of
+#: what they are (``p_train_ntk_interp``, ``p_test_ntk_interp``), freeing ``p_train``/``p_test`` for the telescoping
+#: model's (Jeffares et al. 2024); older stores are migrated when opened (:func:`_rename_ntk_interp`)
+_NTK_INTERP_RENAMES = {"p_train": "p_train_ntk_interp", "p_test": "p_test_ntk_interp"}
+_NTK_INTERP_PHENOMENA = ("double_descent_mlp", "double_descent_epochwise")
 DB_NAME = "store.sqlite"
 RUN_COLUMNS = ("run_id", "spec", "phenomenon", "seed", "started_at", "finished_at", "wall_s")
 
@@ -103,6 +108,8 @@ class Store:
             version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
             if version is None:
                 conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            elif version < SCHEMA_VERSION:
+                _migrate(conn, version)
         if version is not None and version > SCHEMA_VERSION:
             self.close()
             raise ValueError(
@@ -301,6 +308,30 @@ class Store:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _rename_ntk_interp(conn: sqlite3.Connection) -> None:
+    """1 -> 2: rename the outcomes ``p_train``/``p_test`` of double-descent MLP runs to ``*_ntk_interp`` (they were the
+    eNTK interpolator's, :func:`empirics.phenomena.double_descent.entk_effective_parameters`)."""
+    marks = ", ".join("?" * len(_NTK_INTERP_PHENOMENA))
+    rows = conn.execute(f"SELECT run_id, outcomes FROM runs WHERE phenomenon IN ({marks})", _NTK_INTERP_PHENOMENA)
+    for run_id, text in rows.fetchall():
+        outcomes = json.loads(text)
+        renamed = {_NTK_INTERP_RENAMES.get(k, k): v for k, v in outcomes.items()}
+        if renamed != outcomes:
+            conn.execute("UPDATE runs SET outcomes = ? WHERE run_id = ?", (_dumps(renamed), run_id))
+
+
+#: schema version -> the step that upgrades a store from it to the next version
+_MIGRATIONS = {1: _rename_ntk_interp}
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Upgrade a store at schema ``version`` to :data:`SCHEMA_VERSION`, inside the caller's transaction."""
+    for step in range(version, SCHEMA_VERSION):
+        _MIGRATIONS[step](conn)
+    conn.execute("DELETE FROM schema_version")
+    conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
 
 
 __all__ = ["SCHEMA_VERSION", "ExportFormat", "RunResult", "Store"]
