@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from empirics.phenomena import PHENOMENA, Phenomenon, get_phenomenon
-from empirics.quantities import QUANTITIES, load_builtin_quantities
-from empirics.recorder import ALWAYS_RECORDED, log_spaced_steps
+from empirics.quantities import CONTROL_QUANTITIES, QUANTITIES, load_builtin_quantities
+from empirics.recorder import log_spaced_steps
 
 SPECS_DIR = Path(__file__).with_name("specs")
 _TOP_KEYS = ("name", "phenomenon", "description", "seeds", "params", "sweep", "record", "quick", "plugins")
@@ -178,7 +178,7 @@ class ExperimentSpec:
         """Every run of the sweep, in a stable order (axes in spec order, seeds innermost)."""
         self.validate()
         phenomenon = find_phenomenon(self.phenomenon)
-        quantities = tuple(dict.fromkeys((*self.record.quantities, *ALWAYS_RECORDED)))
+        quantities = tuple(dict.fromkeys((*self.record.quantities, *CONTROL_QUANTITIES)))
         axes = list(self.sweep)
         out = []
         for point in itertools.product(*(self.sweep[a] for a in axes)):
@@ -288,7 +288,7 @@ def _check_spec(spec: ExperimentSpec) -> None:
         raise SpecError(src, "plugins", f"cannot import: {err}") from None
     # The controls are recorded on every run and enter its run_id: register them whatever was imported before, so
     # that a fresh process (a CLI call, a pool or Ray worker) computes the same run ids as this one.
-    if any(q not in QUANTITIES for q in (*spec.record.quantities, *ALWAYS_RECORDED)):
+    if any(q not in QUANTITIES for q in (*spec.record.quantities, *CONTROL_QUANTITIES)):
         load_builtin_quantities()
     try:
         phenomenon = find_phenomenon(spec.phenomenon)

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from empirics.phenomena.base import Snapshot
 from empirics.recorder import Recorder
+from empirics.snapshot import Snapshot
 from theory._validation import check_option
 
 

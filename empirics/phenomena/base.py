@@ -1,7 +1,8 @@
 """The contract between a phenomenon and the runner.
 
 A *phenomenon* trains one configuration (a flat mapping of parameters, seed included) and reports along
-training through a :class:`~empirics.recorder.Recorder`. The runner expands a spec's sweep axes into
+training through a :class:`~empirics.recorder.Recorder`. :class:`Snapshot` (defined in
+:mod:`empirics.snapshot`) is re-exported here. The runner expands a spec's sweep axes into
 configurations, calls :meth:`Phenomenon.run` for each, and writes the recorder's rows to the store.
 """
 
@@ -9,31 +10,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-import torch
-
-if TYPE_CHECKING:
-    from empirics.recorder import Recorder
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What a recorded quantity may look at: the model now, the model at initialisation, the data.
-
-    ``y_*`` are class indices (``task="classification"``) or real targets (``task="regression"``).
-    ``scale`` is the factor a phenomenon declares for scale-dependent controls (e.g. the prime count).
-    """
-
-    model: torch.nn.Module
-    init_model: torch.nn.Module
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    task: Literal["classification", "regression"] = "classification"
-    scale: float = 1.0
+from empirics.recorder import Recorder
+from empirics.snapshot import Snapshot
 
 
 class Phenomenon(ABC):
@@ -63,3 +43,6 @@ class Phenomenon(ABC):
 
         Must be deterministic given ``params["seed"]`` on CPU. Returns the final outcomes.
         """
+
+
+__all__ = ["Phenomenon", "Snapshot"]
