@@ -21,7 +21,7 @@ def execute(args: argparse.Namespace) -> int:
     from bridge.report import build_report
     from empirics.store import Store
 
-    with Store(args.store, create=False) as store:
+    with Store(args.store, readonly=True) as store:  # reads only: works on a store the user may not write
         report = build_report(
             store, args.output, title=args.title, specs=args.spec, files=args.file, random_state=args.seed
         )

@@ -14,7 +14,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     from empirics.store import Store
 
-    with Store(args.store, create=False) as store:
+    with Store(args.store, readonly=True) as store:
         runs = store.runs()
         if runs.empty:
             print(f"store {args.store}: no runs")
