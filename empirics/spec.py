@@ -200,7 +200,8 @@ def load_spec(path_or_name: str | Path, *, quick: bool = False) -> ExperimentSpe
 
     Raises:
         FileNotFoundError: neither a file nor a built-in spec; lists the built-ins.
-        SpecError: (a ``ValueError``) ``"FILE: key 'x': reason"``.
+        SpecError: (a ``ValueError``) ``"FILE: key 'x': reason"``, also for ``quick=True`` on a spec without a
+            ``[quick]`` table (no silent full run).
     """
     path = Path(path_or_name)
     if not path.is_file():
@@ -217,6 +218,8 @@ def load_spec(path_or_name: str | Path, *, quick: bool = False) -> ExperimentSpe
     except tomllib.TOMLDecodeError as err:
         raise SpecError(source, "<file>", f"invalid TOML: {err}") from None
     spec = spec_from_dict(table, source=source, base_dir=path.parent).validate()
+    if quick and not spec.quick:
+        raise SpecError(source, "quick", "the spec has no [quick] table; add one, or run the full spec without --quick")
     return spec.quick_variant().validate() if quick else spec
 
 
@@ -299,17 +302,22 @@ def _check_spec(spec: ExperimentSpec) -> None:
         raise SpecError(
             src, "phenomenon", f"{spec.phenomenon!r} declares no 'steps' parameter (required by the runner)"
         )
-    for key, value in spec.params.items():
-        _check_param(src, f"params.{key}", key, value, defaults, spec.phenomenon)
+    for key in spec.params:
+        _check_name(src, f"params.{key}", key, defaults, spec.phenomenon)
     for key, values in spec.sweep.items():
+        _check_name(src, f"sweep.{key}", key, defaults, spec.phenomenon)
         if key in spec.params:
             raise SpecError(src, f"sweep.{key}", "also set in [params]; a parameter is either fixed or swept")
         if not isinstance(values, Sequence) or isinstance(values, str) or len(values) == 0:
             raise SpecError(src, f"sweep.{key}", f"expected a non-empty list of values, got {values!r}")
         if len(set(map(repr, values))) != len(values):
             raise SpecError(src, f"sweep.{key}", f"values repeat: {list(values)}")
-        for value in values:
-            _check_param(src, f"sweep.{key}", key, value, defaults, spec.phenomenon)
+    axes = list(spec.sweep)
+    for point in itertools.product(*(spec.sweep[a] for a in axes)):
+        params = {**defaults, **spec.params, **dict(zip(axes, point, strict=True))}
+        found = phenomenon.problem(params)
+        if found is not None:
+            raise SpecError(src, *_explain_problem(spec, params, *found))
     outcomes = set(getattr(phenomenon, "outcomes", ()))
     if outcomes & set(defaults):
         raise SpecError(src, "phenomenon", f"outcome names collide with parameters: {sorted(outcomes & set(defaults))}")
@@ -319,27 +327,29 @@ def _check_spec(spec: ExperimentSpec) -> None:
         raise SpecError(src, "record.quantities", f"unknown quantity(ies) {unknown}; registered: {sorted(QUANTITIES)}")
 
 
-def _check_param(src: str, key: str, name: str, value: Any, defaults: Mapping[str, Any], phenomenon: str) -> None:
+def _check_name(src: str, key: str, name: str, defaults: Mapping[str, Any], phenomenon: str) -> None:
     if name == "seed":
         raise SpecError(src, key, "the seed is set by the top-level 'seeds' list")
     if name not in defaults:
         raise SpecError(src, key, f"unknown parameter of phenomenon {phenomenon!r}; expected one of {sorted(defaults)}")
-    default = defaults[name]
-    if default is None:
-        ok = value is None or isinstance(value, (bool, int, float, str))
-        expected = "a scalar"
-    elif isinstance(default, bool):
-        ok, expected = isinstance(value, bool), "a boolean"
-    elif isinstance(default, int):
-        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
-    elif isinstance(default, float):
-        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
-    else:
-        ok, expected = isinstance(value, type(default)), f"a {type(default).__name__}"
-    if not ok:
-        raise SpecError(src, key, f"expected {expected} (like the default {default!r}), got {value!r}")
-    if name == "steps" and value < 0:
-        raise SpecError(src, key, f"expected a non-negative integer, got {value!r}")
+
+
+def _explain_problem(
+    spec: ExperimentSpec, params: Mapping[str, Any], name: str, expected: str, refs: tuple[str, ...]
+) -> tuple[str, str]:
+    """``(key, reason)`` of a parameter problem: the key where the spec sets the parameter, else where it sets a
+    parameter the broken constraint reads (then the reason names both), else the phenomenon's default."""
+
+    def key_of(param: str) -> str | None:
+        return f"sweep.{param}" if param in spec.sweep else f"params.{param}" if param in spec.params else None
+
+    reason = f"expected {expected}, got {params[name]!r}"
+    if (key := key_of(name)) is not None:
+        return key, reason
+    for ref in refs:
+        if (key := key_of(ref)) is not None:
+            return key, f"makes the default {name} = {params[name]!r} invalid: {name} must be {expected}"
+    return f"params.{name}", f"{reason} (the default of phenomenon {spec.phenomenon!r})"
 
 
 def _check_keys(source: str, prefix: str, table: Mapping[str, Any], allowed: Sequence[str]) -> None:

@@ -76,7 +76,7 @@ BAD_EDITS = [
     ("colour = 'red'", "colour", "unknown key"),
     ("[params]\nsteps = 20\nwidht = 3", "params.widht", "unknown parameter"),
     ("[params]\nsteps = 'many'", "params.steps", "expected an integer"),
-    ("[params]\nsteps = -1", "params.steps", "non-negative"),
+    ("[params]\nsteps = -1", "params.steps", r"expected a value in \[0, inf\), got -1"),
     ("[params]\nlr = true", "params.lr", "expected a number"),
     ("[params]\nseed = 3", "params.seed", "seeds"),
     ("[sweep]\nwidth = []", "sweep.width", "non-empty list"),
