@@ -6,7 +6,8 @@ Layout of a store directory::
     arrays/ab/abcd....npy one file per distinct array, named by the sha256 of its .npy bytes
 
 A run is written in one transaction (complete or absent). Nothing is pickled: scalars are SQL values,
-structured fields JSON, arrays ``.npy`` read with ``allow_pickle=False``.
+structured fields JSON, arrays ``.npy`` read with ``allow_pickle=False``. A ``leases`` table holds the run claims of
+live sweep drivers (:meth:`Store.claim_runs`), so two drivers on one store never execute the same run twice.
 
 Whatever goes wrong with the store itself (a path that is a file, a corrupt or foreign database, a read-only or
 full disk, a store written by a newer unitheory) raises :class:`StoreError` with a one-line message in plain words.
@@ -22,7 +23,8 @@ import io
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -33,6 +35,7 @@ from urllib.request import pathname2url
 import numpy as np
 import pandas as pd
 
+from empirics.leases import LEASE_TTL_S, Claim, LeaseOwner, claim
 from empirics.spec import RunConfig
 from theory._validation import check_option, check_output_dir
 
@@ -54,6 +57,9 @@ CREATE TABLE IF NOT EXISTS arrays (
     run_id TEXT NOT NULL REFERENCES runs(run_id), name TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (run_id, name));
 CREATE TABLE IF NOT EXISTS results (
     kind TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (kind, key));
+CREATE TABLE IF NOT EXISTS leases (
+    run_id TEXT PRIMARY KEY, token TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    heartbeat REAL NOT NULL, expires REAL NOT NULL);
 """
 
 
@@ -252,13 +258,14 @@ class Store:
     # writing -----------------------------------------------------------------------------------------------
     @_plain_errors("writing a run")
     def write_run(self, result: RunResult) -> None:
-        """Write one run, its records and array references in a single transaction (replacing a previous copy)."""
+        """Write one run, its records and array references in a single transaction (replacing a previous copy);
+        the run's lease, if any, ends in the same transaction."""
         refs = {name: self.save_array(array) for name, array in result.arrays.items()}
         cfg = result.config
         provenance = {**result.provenance, "seed": cfg.seed, "started_at": result.started_at}
         provenance["finished_at"] = result.finished_at
         with self._transaction() as conn:
-            for table in ("records", "arrays", "runs"):
+            for table in ("records", "arrays", "runs", "leases"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (result.run_id,))
             conn.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -305,6 +312,29 @@ class Store:
         """Store a JSON payload (a bridge output: preregistration, verdict) under ``(kind, key)``, replacing it."""
         with self._transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", (kind, key, _dumps(dict(payload))))
+
+    @_plain_errors("claiming runs")
+    def claim_runs(
+        self, run_ids: Sequence[str], owner: LeaseOwner, *, limit: int | None = None, ttl_s: float = LEASE_TTL_S
+    ) -> Claim:
+        """Lease up to ``limit`` of ``run_ids`` to ``owner`` for ``ttl_s`` seconds, in one transaction (see
+        :func:`empirics.leases.claim`: stored runs and runs another live driver holds are not taken)."""
+        with self._transaction() as conn:
+            return claim(conn, run_ids, owner, limit=limit, ttl_s=ttl_s)
+
+    @_plain_errors("renewing its run leases")
+    def renew_leases(self, owner: LeaseOwner, *, ttl_s: float = LEASE_TTL_S) -> int:
+        """Heartbeat: extend every lease of ``owner`` to ``ttl_s`` seconds from now; returns how many."""
+        now = time.time()
+        with self._transaction() as conn:
+            sql = "UPDATE leases SET heartbeat = ?, expires = ? WHERE token = ?"
+            return conn.execute(sql, (now, now + ttl_s, owner.token)).rowcount
+
+    @_plain_errors("releasing its run leases")
+    def release_leases(self, owner: LeaseOwner) -> None:
+        """End every lease of ``owner`` (a driver that stops, finished or not)."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM leases WHERE token = ?", (owner.token,))
 
     # reading -----------------------------------------------------------------------------------------------
     @_plain_errors("reading it")
