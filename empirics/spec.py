@@ -48,6 +48,8 @@ SPECS_DIR = Path(__file__).with_name("specs")
 _TOP_KEYS = ("name", "phenomenon", "description", "seeds", "params", "sweep", "record", "quick", "plugins")
 _RECORD_KEYS = ("quantities", "schedule", "count", "every")
 _QUICK_KEYS = ("description", "seeds", "params", "sweep", "record")
+MAX_RECORD_COUNT = 100_000
+"""The most log-spaced recording steps a spec may ask for (``[record] count``)."""
 
 
 class Schedule(StrEnum):
@@ -285,6 +287,9 @@ def _check_spec(spec: ExperimentSpec) -> None:
     if not isinstance(spec.description, str):
         raise SpecError(src, "description", f"expected a string, got {spec.description!r}")
     _parse_seeds(src, list(spec.seeds), "seeds")
+    malformed = [p for p in spec.plugins if not _plugin_name(p)]
+    if malformed:
+        raise SpecError(src, "plugins", f"expected dotted module names or .py paths, got {malformed!r}")
     try:
         load_plugins(spec.plugins)
     except (ImportError, FileNotFoundError) as err:
@@ -293,6 +298,8 @@ def _check_spec(spec: ExperimentSpec) -> None:
     # that a fresh process (a CLI call, a pool or Ray worker) computes the same run ids as this one.
     if any(q not in QUANTITIES for q in (*spec.record.quantities, *CONTROL_QUANTITIES)):
         load_builtin_quantities()
+    if not isinstance(spec.phenomenon, str):
+        raise SpecError(src, "phenomenon", f"expected the name of a registered phenomenon, got {spec.phenomenon!r}")
     try:
         phenomenon = find_phenomenon(spec.phenomenon)
     except ValueError as err:
@@ -325,6 +332,11 @@ def _check_spec(spec: ExperimentSpec) -> None:
     unknown = [q for q in spec.record.quantities if q not in QUANTITIES]
     if unknown:
         raise SpecError(src, "record.quantities", f"unknown quantity(ies) {unknown}; registered: {sorted(QUANTITIES)}")
+
+
+def _plugin_name(plugin: Any) -> bool:
+    """A ``.py`` path or a dotted module name (``import_module`` refuses '' and relative names otherwise)."""
+    return isinstance(plugin, str) and (plugin.endswith(".py") or all(p.isidentifier() for p in plugin.split(".")))
 
 
 def _check_name(src: str, key: str, name: str, defaults: Mapping[str, Any], phenomenon: str) -> None:
@@ -363,9 +375,11 @@ def _parse_seeds(source: str, seeds: Any, key: str) -> tuple[int, ...]:
     if (
         not isinstance(seeds, (list, tuple))
         or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+        or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63 for s in seeds)
     ):
-        raise SpecError(source, key, f"expected a non-empty list of non-negative integers, got {seeds!r}")
+        raise SpecError(
+            source, key, f"expected a non-empty list of non-negative integers below 2**63 (SQLite), got {seeds!r}"
+        )
     if len(set(seeds)) != len(seeds):
         raise SpecError(source, key, f"seeds repeat: {list(seeds)}")
     return tuple(seeds)
@@ -379,10 +393,10 @@ def _parse_record(source: str, table: Mapping[str, Any], key: str) -> RecordSpec
     schedule = table.get("schedule", Schedule.LOG.value)
     if schedule not in list(Schedule):
         raise SpecError(source, f"{key}.schedule", f"expected one of {[s.value for s in Schedule]}, got {schedule!r}")
-    for name in ("count", "every"):
+    for name, most in (("count", MAX_RECORD_COUNT), ("every", 2**63 - 1)):
         value = table.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise SpecError(source, f"{key}.{name}", f"expected a positive integer, got {value!r}")
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most):
+            raise SpecError(source, f"{key}.{name}", f"expected a positive integer up to {most}, got {value!r}")
     if schedule == Schedule.EVERY and table.get("every") is None:
         raise SpecError(source, f"{key}.every", "required when schedule = 'every'")
     return RecordSpec(tuple(dict.fromkeys(quantities)), Schedule(schedule), table.get("count", 20), table.get("every"))
