@@ -286,6 +286,8 @@ def _check_spec(spec: ExperimentSpec) -> None:
         raise SpecError(src, "name", f"expected a non-empty string, got {spec.name!r}")
     if not isinstance(spec.description, str):
         raise SpecError(src, "description", f"expected a string, got {spec.description!r}")
+    if not isinstance(spec.phenomenon, str):
+        raise SpecError(src, "phenomenon", f"expected the name of a registered phenomenon, got {spec.phenomenon!r}")
     _parse_seeds(src, list(spec.seeds), "seeds")
     malformed = [p for p in spec.plugins if not _plugin_name(p)]
     if malformed:
@@ -298,8 +300,6 @@ def _check_spec(spec: ExperimentSpec) -> None:
     # that a fresh process (a CLI call, a pool or Ray worker) computes the same run ids as this one.
     if any(q not in QUANTITIES for q in (*spec.record.quantities, *CONTROL_QUANTITIES)):
         load_builtin_quantities()
-    if not isinstance(spec.phenomenon, str):
-        raise SpecError(src, "phenomenon", f"expected the name of a registered phenomenon, got {spec.phenomenon!r}")
     try:
         phenomenon = find_phenomenon(spec.phenomenon)
     except ValueError as err:
@@ -393,10 +393,12 @@ def _parse_record(source: str, table: Mapping[str, Any], key: str) -> RecordSpec
     schedule = table.get("schedule", Schedule.LOG.value)
     if schedule not in list(Schedule):
         raise SpecError(source, f"{key}.schedule", f"expected one of {[s.value for s in Schedule]}, got {schedule!r}")
-    for name, most in (("count", MAX_RECORD_COUNT), ("every", 2**63 - 1)):
+    for name, most in (("count", MAX_RECORD_COUNT), ("every", None)):
         value = table.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most):
-            raise SpecError(source, f"{key}.{name}", f"expected a positive integer up to {most}, got {value!r}")
+        valid = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= (most or value)
+        if value is not None and not valid:
+            bound = f" up to {most}" if most else ""
+            raise SpecError(source, f"{key}.{name}", f"expected a positive integer{bound}, got {value!r}")
     if schedule == Schedule.EVERY and table.get("every") is None:
         raise SpecError(source, f"{key}.every", "required when schedule = 'every'")
     return RecordSpec(tuple(dict.fromkeys(quantities)), Schedule(schedule), table.get("count", 20), table.get("every"))

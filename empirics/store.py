@@ -115,7 +115,10 @@ def _explain(store: Store, err: sqlite3.Error | OSError, action: str) -> str:
         )
     if name.startswith("SQLITE_READONLY") or isinstance(err, PermissionError):
         opened = " (opened read-only)" if store.readonly else ""
-        return f"{where} is read-only{opened} and {action} needs to write to it ({err})."
+        return (
+            f"{where} is read-only{opened} and {action} needs to write to it ({err}); the reading commands (runs, "
+            f"export, report) open it read-only."
+        )
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         return f"{where} stayed locked by another process while {action} ({err}); retry once it has finished."
     if name.startswith("SQLITE_CANTOPEN"):
@@ -228,6 +231,8 @@ class Store:
                 version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
                 if version is None:
                     conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+                else:  # a store SQLite can read but not write fails here, not after the work to be written
+                    conn.execute("UPDATE schema_version SET version = version")
         if version is not None and version > SCHEMA_VERSION:
             raise StoreError(
                 f"Store {str(self.path)!r} has schema version {version}, newer than this unitheory's schema "

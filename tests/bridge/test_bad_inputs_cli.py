@@ -3,15 +3,13 @@ line ``unitheory CMD: error: ...`` on stderr that names the problem, never a tra
 
 One table for every command of this file's scope (run, runs, export, report, falsify, prereg, study); a new probe is
 a new row. ``{name}`` in an argument is a path from :func:`world`. The Python entry points' table is
-tests/empirics/test_bad_inputs.py.
+tests/empirics/test_bad_inputs.py; commands on a read-only store: tests/empirics/test_store.py.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
@@ -60,22 +58,10 @@ def world(tmp_path_factory):
     shutil.copytree(root / "good", root / "newer")
     with sqlite3.connect(root / "newer" / "store.sqlite") as conn:
         conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
-    shutil.copytree(root / "good", root / "readonly")
-    locked = [root / "readonly", *(root / "readonly").rglob("*")]
-    for path in locked:
-        path.chmod(path.stat().st_mode & ~0o222)
-    # root ignores chmod: the immutable flag stops even root's writes (where the filesystem allows it)
-    immutable = (
-        os.geteuid() != 0 or subprocess.run(["chattr", "+i", *map(str, locked)], capture_output=True).returncode == 0
-    )
-    paths |= {name: root / name for name in ("good", "db_dir", "noise", "truncated", "foreign", "newer", "readonly")}
+    paths |= {name: root / name for name in ("good", "db_dir", "noise", "truncated", "foreign", "newer")}
     paths |= {"no_quick": root / "no_quick.toml", "n_train": root / "n_train.toml"}
-    paths |= {"bad_hypotheses": root / "bad_hypotheses.toml", "readonly_enforced": immutable}
-    yield paths
-    if os.geteuid() == 0 and immutable:
-        subprocess.run(["chattr", "-i", *map(str, locked)], check=True)
-    for path in locked:
-        path.chmod(path.stat().st_mode | 0o200)
+    paths["bad_hypotheses"] = root / "bad_hypotheses.toml"
+    return paths
 
 
 # (argv, fragment of the one-line message); "{x}" is world["x"]
@@ -127,7 +113,7 @@ PROBES = [
 
 
 def _argv(argv: list[str], world: dict) -> list[str]:
-    return [a.format(**{k: v for k, v in world.items() if not isinstance(v, bool)}) for a in argv]
+    return [a.format(**world) for a in argv]
 
 
 def _one_line_error(capsys, command: str, argv: list[str]) -> str:
@@ -145,18 +131,6 @@ def test_bad_input_is_one_plain_line_with_exit_code_2(world, capsys, argv, fragm
     err = _one_line_error(capsys, argv[0], _argv(argv, world))
     assert fragment in err
     assert time.monotonic() - start < 30  # refused at once: the Ray probe does not wait for a cluster
-
-
-@pytest.mark.parametrize("command", [["prereg", "{hypotheses}"], ["falsify", "{hypotheses}"], ["run", "{toy}"]])
-def test_writing_into_a_read_only_store_is_one_plain_line(world, capsys, command):
-    from empirics.store import StoreError
-
-    if world["readonly_enforced"]:
-        err = _one_line_error(capsys, command[0], _argv([*command, "--store", "{readonly}"], world))
-        assert "read-only" in err or "cannot open" in err
-    else:  # root on a filesystem without the immutable flag, whom nothing stops: the read-only connection still does
-        with Store(world["readonly"], readonly=True) as store, pytest.raises(StoreError, match="read-only"):
-            store.put_result("verdict", "k", {})
 
 
 def test_a_full_disk_is_one_plain_line_and_the_stored_runs_stay(world, capsys, monkeypatch, tmp_path):

@@ -278,11 +278,10 @@ def test_a_read_only_store_opens_read_only_for_every_reading_command(tmp_path, c
         assert bridge.cli.main(["report", "--store", str(tmp_path / "ro"), "-o", str(tmp_path / "rep")]) == 0
         assert (tmp_path / "rep" / "report.html").is_file()
         assert db.read_bytes() == before
-        if immutable or os.geteuid() != 0:  # a writing command: one plain line, whoever runs it
-            capsys.readouterr()
-            assert (
-                bridge.cli.main(["prereg", "bridge/hypotheses/double_descent.toml", "--store", str(tmp_path / "ro")])
-                == 2
-            )
-            err = capsys.readouterr().err
-            assert err.count("\n") == 1 and ("read-only" in err or "cannot open" in err), err
+        if immutable or os.geteuid() != 0:  # writing commands: one plain line each, whoever runs them
+            hypotheses = "bridge/hypotheses/double_descent.toml"
+            for argv in (["prereg", hypotheses], ["falsify", hypotheses], ["run", "grokking-modular", "--quick"]):
+                capsys.readouterr()
+                assert bridge.cli.main([*argv, "--store", str(tmp_path / "ro")]) == 2
+                err = capsys.readouterr().err
+                assert err.count("\n") == 1 and ("read-only" in err or "cannot open" in err), err
