@@ -115,8 +115,14 @@ def _mlp(input_dim: int, hidden: list[int], output_dim: int) -> nn.Module:
     return nn.Sequential(*layers, nn.Linear(dims[-1], output_dim))
 
 
-NETWORKS = OneOf(("mlp", "conv1d"))
-HIDDEN = Each(Interval(1, None, integer=True))
+#: the constraints of the network and data parameters both lottery phenomena share
+NETWORK_CONSTRAINTS = {
+    "network": OneOf(("mlp", "conv1d")),
+    "hidden": Each(Interval(1, None, integer=True)),
+    "channels": POSITIVE_INT,
+    "n_train": POSITIVE_INT,
+    "n_test": POSITIVE_INT,
+}
 
 
 def build_network(kind: str, hidden: list[int], channels: int, seed: int) -> nn.Module:
@@ -160,11 +166,7 @@ class LotteryTicket(Phenomenon):
         "seed": 0,
     }
     constraints = {
-        "network": NETWORKS,
-        "hidden": HIDDEN,
-        "channels": POSITIVE_INT,
-        "n_train": POSITIVE_INT,
-        "n_test": POSITIVE_INT,
+        **NETWORK_CONSTRAINTS,
         "pruning": OneOf(PRUNING_KINDS),
         "prune_rate": Interval(0, 1, closed="left"),
         "output_prune_rate": Interval(0, 1, closed="left"),

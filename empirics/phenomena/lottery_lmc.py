@@ -24,7 +24,7 @@ from empirics.phenomena import register
 from empirics.phenomena._train import OPTIMIZERS, TrainData, error_rate, loss_value, make_optimizer, train
 from empirics.phenomena.base import Phenomenon
 from empirics.phenomena.constraints import FINITE, POSITIVE, POSITIVE_INT, Interval
-from empirics.phenomena.lottery import HIDDEN, NETWORKS, build_network
+from empirics.phenomena.lottery import NETWORK_CONSTRAINTS, build_network
 from empirics.recorder import Recorder
 from theory._validation import check_positive_int
 
@@ -74,11 +74,7 @@ class LinearModeConnectivity(Phenomenon):
         "seed": 0,
     }
     constraints = {
-        "network": NETWORKS,
-        "hidden": HIDDEN,
-        "channels": POSITIVE_INT,
-        "n_train": POSITIVE_INT,
-        "n_test": POSITIVE_INT,
+        **NETWORK_CONSTRAINTS,
         "steps": POSITIVE_INT,
         "rewind_step": Interval(0, "steps", closed="left"),
         "optimizer": OPTIMIZERS,
