@@ -11,11 +11,14 @@ import importlib
 import importlib.util
 from collections.abc import Callable, Mapping
 
-from empirics.phenomena.base import Snapshot
+from empirics.snapshot import Snapshot
 
 QuantityFn = Callable[[Snapshot], Mapping[str, float]]
 
 QUANTITIES: dict[str, QuantityFn | type] = {}
+
+CONTROL_QUANTITIES: tuple[str, ...] = ("prime_count", "param_count")
+"""Quantities every run records (registered by :mod:`empirics.controls`; the spec adds them to ``[record]``)."""
 
 
 def quantity(name: str) -> Callable:

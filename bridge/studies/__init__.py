@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from theory._validation import check_option, check_positive_int
+from theory._validation import check_option, check_output_dir, check_positive_int
 
 HERE = Path(__file__).resolve().parent
 
@@ -145,6 +145,8 @@ def run_study(
 
     study = name if isinstance(name, Study) else get_study(name)
     check_positive_int("n_resamples", n_resamples, owner="run_study")
+    if output is not None:  # before hours of runs, not when the report is written
+        check_output_dir("output", output, owner="run_study")
     start = time.perf_counter()
     hypotheses = load_hypotheses(study.hypotheses)
     specs = [load_spec(p, quick=quick) for p in study.spec_paths()]

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from empirics.phenomena.base import Snapshot
+from empirics.phenomena.constraints import OneOf
 from empirics.recorder import Recorder
+from empirics.snapshot import Snapshot
 from theory._validation import check_option
 
 
@@ -31,6 +32,10 @@ class LossKind(StrEnum):
 
     CROSS_ENTROPY = "cross_entropy"
     MSE = "mse"
+
+
+OPTIMIZERS = OneOf([k.value for k in OptimizerKind])
+LOSSES = OneOf([k.value for k in LossKind])
 
 
 def make_optimizer(

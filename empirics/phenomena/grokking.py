@@ -24,12 +24,13 @@ import torch
 from scipy import stats
 
 from empirics.data import load_dataset
+from empirics.data.modular import ModularOperation, is_prime, split_sizes
 from empirics.models import build_model
 from empirics.phenomena import register
-from empirics.phenomena._train import History, TrainData, first_step, make_optimizer, train
+from empirics.phenomena._train import LOSSES, OPTIMIZERS, History, TrainData, first_step, make_optimizer, train
 from empirics.phenomena.base import Phenomenon
+from empirics.phenomena.constraints import FINITE, NON_NEGATIVE, POSITIVE, POSITIVE_INT, Interval, OneOf, Rule
 from empirics.recorder import Recorder
-from theory._validation import check_in_range, check_option, check_positive_int
 
 TRAIN_ACCURACY = 0.99
 TEST_ACCURACY = 0.95
@@ -164,14 +165,46 @@ class GrokkingModular(Phenomenon):
         "prime_scale": 100.0,
         "seed": 0,
     }
+    constraints = {
+        "p": Rule(lambda p, q: is_prime(p), "a prime"),
+        "operation": OneOf([o.value for o in ModularOperation]),
+        "train_fraction": (
+            Interval(0, 1, closed="neither"),
+            Rule(
+                lambda f, q: min(split_sizes(q["p"], q["operation"], f)) > 0,
+                "a fraction that leaves both splits of the p-table non-empty",
+                refs=("p", "operation"),
+            ),
+        ),
+        "model": OneOf(list(_MODEL_ARGS)),
+        "width": POSITIVE_INT,
+        "embed_dim": POSITIVE_INT,
+        "d_model": POSITIVE_INT,
+        "heads": (
+            POSITIVE_INT,
+            Rule(
+                lambda h, q: q["model"] != "modular_transformer" or q["d_model"] % h == 0,
+                "a divisor of d_model (the transformer splits d_model across heads)",
+                refs=("d_model", "model"),
+            ),
+        ),
+        "d_mlp": POSITIVE_INT,
+        "init_scale": POSITIVE,
+        "loss": LOSSES,
+        "optimizer": OPTIMIZERS,
+        "lr": POSITIVE,
+        "weight_decay": NON_NEGATIVE,
+        "beta2": Interval(0, 1, closed="left"),
+        "steps": NON_NEGATIVE,
+        "eval_every": POSITIVE_INT,
+        "snapshot_size": POSITIVE_INT,
+        "prime_scale": FINITE,
+    }
     outcomes = GAP_OUTCOMES
 
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         """Full-batch training on the table split; records every due step (see :func:`~._train.train`)."""
         q = self.resolve(params)
-        check_option("model", q["model"], list(_MODEL_ARGS), owner=self.name)
-        check_positive_int("steps", q["steps"] + 1, owner=self.name)
-        check_in_range("weight_decay", q["weight_decay"], 0.0, None, owner=self.name)
         ds = load_dataset(
             "modular", p=q["p"], operation=q["operation"], train_fraction=q["train_fraction"], split_seed=q["seed"]
         )

@@ -17,11 +17,11 @@ from typing import Any
 from empirics.data import load_dataset
 from empirics.models import build_model
 from empirics.phenomena import register
-from empirics.phenomena._train import TrainData, make_optimizer, train
+from empirics.phenomena._train import LOSSES, OPTIMIZERS, TrainData, make_optimizer, train
 from empirics.phenomena.base import Phenomenon
+from empirics.phenomena.constraints import FINITE, FRACTION, NON_NEGATIVE, POSITIVE, POSITIVE_INT
 from empirics.phenomena.grokking import GAP_OUTCOMES, TRAIN_ACCURACY, gap_outcomes, grokking_gap
 from empirics.recorder import Recorder
-from theory._validation import check_in_range, check_positive_int
 
 
 @register
@@ -48,13 +48,28 @@ class GrokkingMNIST1D(Phenomenon):
         "prime_scale": 10.0,
         "seed": 0,
     }
+    constraints = {
+        "n_train": POSITIVE_INT,
+        "n_test": POSITIVE_INT,
+        "width": POSITIVE_INT,
+        "depth": NON_NEGATIVE,
+        "init_scale": POSITIVE,
+        "loss": LOSSES,
+        "optimizer": OPTIMIZERS,
+        "lr": POSITIVE,
+        "weight_decay": NON_NEGATIVE,
+        "batch_size": POSITIVE_INT,
+        "test_threshold": FRACTION,
+        "steps": POSITIVE_INT,
+        "eval_every": POSITIVE_INT,
+        "snapshot_size": POSITIVE_INT,
+        "prime_scale": FINITE,
+    }
     outcomes = GAP_OUTCOMES
 
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         """Minibatch training; the gap uses train accuracy ≥ 99% and test accuracy ≥ ``test_threshold``."""
         q = self.resolve(params)
-        check_positive_int("steps", q["steps"], owner=self.name)
-        check_in_range("test_threshold", q["test_threshold"], 0.0, 1.0, owner=self.name)
         ds = load_dataset("mnist1d", n_train=q["n_train"], n_test=q["n_test"])
         data = TrainData(*ds.tensors(), "classification", q["snapshot_size"])
         model = build_model(
@@ -114,12 +129,24 @@ class GrokkingTeacher(Phenomenon):
         "seed": 0,
     }
     outcomes = ("train_loss", "test_loss", "train_r2", "test_r2", "step_train_fit", "step_test_fit", "grokking_gap")
+    constraints = {
+        "dim": POSITIVE_INT,
+        "n_train": POSITIVE_INT,
+        "n_test": POSITIVE_INT,
+        "width": POSITIVE_INT,
+        "epsilon": NON_NEGATIVE,
+        "alpha": POSITIVE,
+        "lr_scale": POSITIVE,
+        "weight_decay": NON_NEGATIVE,
+        "steps": POSITIVE_INT,
+        "eval_every": POSITIVE_INT,
+        "snapshot_size": POSITIVE_INT,
+        "prime_scale": FINITE,
+    }
 
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         """Full-batch GD, lr = lr_scale · N / α² (the kernel scale of f is α²/N); data seeded by ``seed``."""
         q = self.resolve(params)
-        check_positive_int("steps", q["steps"], owner=self.name)
-        check_in_range("alpha", q["alpha"], 0.0, None, inclusive=(False, True), owner=self.name)
         ds = load_dataset(
             "quadratic_teacher", dim=q["dim"], n_train=q["n_train"], n_test=q["n_test"], data_seed=q["seed"]
         )
