@@ -80,9 +80,22 @@ def test_lazy_rich_net_matches_per_neuron_loop():
     x = torch.randn(3, 4, dtype=torch.float64)
     reference = torch.zeros(3, dtype=torch.float64)
     for j in range(5):
-        h = x @ model.theta[j]
+        h = x @ model.hidden.weight[j]
         reference += 2.5 / 5 * (h + 0.3 / 2 * h**2)
     torch.testing.assert_close(model(x), reference)
+
+
+def test_lazy_rich_net_keeps_its_draws_and_is_covered_by_the_structured_ntk():
+    """θ is the seed's first N(0, 1) draw (as when it was a raw parameter), held by an nn.Linear so that the
+    telescoped teacher's per-step kernels take the structured path instead of the Jacobian fallback."""
+    model = build_model("lazy_rich", seed=7, input_dim=6, width=9, epsilon=0.5, alpha=3.0).double()
+    torch.manual_seed(7)
+    torch.testing.assert_close(model.hidden.weight, torch.randn(9, 6).double(), rtol=0, atol=0)
+    x = torch.randn(5, 6, dtype=torch.float64)
+    assert resolve_implementation(model, x, None) == "structured"
+    structured = empirical_ntk(model, x, dtype=torch.float64)
+    reference = empirical_ntk(model, x, dtype=torch.float64, implementation="jacobian")
+    torch.testing.assert_close(structured, reference, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["embedding_mlp", "modular_transformer"])
