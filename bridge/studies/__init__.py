@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from theory._validation import check_option, check_output_dir, check_positive_int
+from theory._validation import check_device, check_option, check_output_dir, check_positive_int
 
 HERE = Path(__file__).resolve().parent
 
@@ -119,6 +119,7 @@ def run_study(
     n_resamples: int = 999,
     random_state: int = 0,
     command: str | None = None,
+    device: str = "cpu",
     log: Callable[[str], None] | None = print,
 ) -> StudyResult:
     """Preregister, run (resumably), falsify, save verdicts and prediction bands, and write the report.
@@ -133,6 +134,7 @@ def run_study(
             stderr on a terminal unless ``UNITHEORY_PROGRESS=0`` (:mod:`bridge._progress`).
         n_resamples: bootstrap resamples of every test interval and prediction band.
         random_state: seeds the bootstraps.
+        device: where the runs train (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``; see ``run_sweep``).
     """
     from bridge._progress import status
     from bridge.falsification import falsify
@@ -147,6 +149,7 @@ def run_study(
     check_positive_int("n_resamples", n_resamples, owner="run_study")
     if output is not None:  # before hours of runs, not when the report is written
         check_output_dir("output", output, owner="run_study")
+    check_device("device", device, owner="run_study", available=backend != "ray")  # before preregistering
     start = time.perf_counter()
     hypotheses = load_hypotheses(study.hypotheses)
     specs = [load_spec(p, quick=quick) for p in study.spec_paths()]
@@ -155,7 +158,7 @@ def run_study(
         sweeps = []
         for spec in specs:
             chosen = backend or ("pool" if workers > 1 else "local")
-            summary = run_sweep(spec, db, backend=chosen, workers=workers, address=address, log=log)
+            summary = run_sweep(spec, db, backend=chosen, workers=workers, address=address, device=device, log=log)
             sweeps.append(summary.summary())
         status(f"testing {len(hypotheses)} hypotheses of {study.hypotheses.name} ({n_resamples} resamples each)")
         tic = time.perf_counter()

@@ -34,6 +34,8 @@ from empirics.recorder import Recorder
 
 TRAIN_ACCURACY = 0.99
 TEST_ACCURACY = 0.95
+#: the torch device types the grokking phenomena train on (``recorder.device``)
+ALL_DEVICES = ("cpu", "cuda", "mps")
 
 
 def grokking_gap(
@@ -201,6 +203,8 @@ class GrokkingModular(Phenomenon):
         "prime_scale": FINITE,
     }
     outcomes = GAP_OUTCOMES
+    devices = ALL_DEVICES
+    follows_steps = True
 
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         """Full-batch training on the table split; records every due step (see :func:`~._train.train`)."""
@@ -209,9 +213,10 @@ class GrokkingModular(Phenomenon):
             "modular", p=q["p"], operation=q["operation"], train_fraction=q["train_fraction"], split_seed=q["seed"]
         )
         x_train, y_train, x_test, y_test = ds.tensors()
-        data = TrainData(x_train, y_train, x_test, y_test, "classification", q["snapshot_size"])
+        data = TrainData(x_train, y_train, x_test, y_test, "classification", q["snapshot_size"]).to(recorder.device)
         kwargs = {k: q[k] for k in _MODEL_ARGS[q["model"]]}
         model = build_model(q["model"], seed=q["seed"], p=q["p"], init_scale=q["init_scale"], **kwargs)
+        model = model.to(recorder.device)
         optimizer = make_optimizer(
             q["optimizer"], model.parameters(), q["lr"], q["weight_decay"], betas=(0.9, q["beta2"])
         )
