@@ -10,7 +10,8 @@ training accuracy long before test accuracy rises ("grokking"). This module runs
   AdamW lr 1e-3, weight decay 1, betas (0.9, 0.98), full batch): ~10⁴ steps, a full run only.
 
 Signature: the *grokking gap*, steps from train accuracy ≥ 99% to test accuracy ≥ 95% (:func:`grokking_gap`),
-summarised over seeds by :func:`gap_summary`.
+summarised over seeds by :func:`gap_summary`. Every grokking phenomenon records ``weight_norm`` and
+``weight_norm_drop`` (:class:`NormDrop`) at due steps, and accepts the step-following ``telescope`` quantity.
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ from empirics.data import load_dataset
 from empirics.data.modular import ModularOperation, is_prime, split_sizes
 from empirics.models import build_model
 from empirics.phenomena import register
-from empirics.phenomena._train import LOSSES, OPTIMIZERS, History, TrainData, first_step, make_optimizer, train
+from empirics.phenomena._train import (
+    LOSSES,
+    OPTIMIZERS,
+    History,
+    TrainData,
+    first_step,
+    make_optimizer,
+    train,
+    weight_norm,
+)
 from empirics.phenomena.base import Phenomenon
 from empirics.phenomena.constraints import FINITE, NON_NEGATIVE, POSITIVE, POSITIVE_INT, Interval, OneOf, Rule
 from empirics.recorder import Recorder
@@ -114,6 +124,21 @@ def gap_outcomes(history: History) -> dict[str, float]:
     test_acc = [1 - e for e in history.test_error]
     t_train, t_test, gap = grokking_gap(history.steps, train_acc, test_acc)
     return {**history.final(), "step_train_fit": t_train, "step_test_fit": t_test, "grokking_gap": gap}
+
+
+class NormDrop:
+    """``weight_norm_drop`` = 1 − ‖θ_t‖ / max_{s≤t} ‖θ_s‖ at recorded steps (the peak over recorded steps): how
+    far the weight norm has fallen below its running peak, 0 while it grows. Omnigrok's explanation of grokking
+    (Liu et al. 2023) has the norm fall (weight decay) before the test accuracy rises; an event ordering on this
+    record tests that on the weight norm itself."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        norm = weight_norm(model)
+        self.peak = max(self.peak, norm)
+        return {"weight_norm_drop": 1.0 - norm / self.peak if self.peak > 0 else 0.0}
 
 
 _MODEL_ARGS = {
@@ -232,5 +257,6 @@ class GrokkingModular(Phenomenon):
                 seed=q["seed"],
                 eval_every=q["eval_every"],
                 scale=q["prime_scale"],
+                extra=NormDrop(),
             )
         return gap_outcomes(history)

@@ -20,7 +20,14 @@ from empirics.phenomena import register
 from empirics.phenomena._train import LOSSES, OPTIMIZERS, TrainData, make_optimizer, train
 from empirics.phenomena.base import Phenomenon
 from empirics.phenomena.constraints import FINITE, FRACTION, NON_NEGATIVE, POSITIVE, POSITIVE_INT, Interval
-from empirics.phenomena.grokking import ALL_DEVICES, GAP_OUTCOMES, TRAIN_ACCURACY, gap_outcomes, grokking_gap
+from empirics.phenomena.grokking import (
+    ALL_DEVICES,
+    GAP_OUTCOMES,
+    TRAIN_ACCURACY,
+    NormDrop,
+    gap_outcomes,
+    grokking_gap,
+)
 from empirics.recorder import Recorder
 
 
@@ -105,6 +112,7 @@ class GrokkingMNIST1D(Phenomenon):
             batch_size=q["batch_size"],
             eval_every=q["eval_every"],
             scale=q["prime_scale"],
+            extra=NormDrop(),
         )
         out = gap_outcomes(history)
         t_train, t_test, gap = grokking_gap(
@@ -180,6 +188,7 @@ class GrokkingTeacher(Phenomenon):
             seed=q["seed"],
             eval_every=q["eval_every"],
             scale=q["prime_scale"],
+            extra=NormDrop(),
         )
         var_train, var_test = float(data.y_train.var()), float(data.y_test.var())
         train_r2 = [1 - v / var_train for v in history.train_loss]
