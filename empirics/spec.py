@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from empirics.phenomena import PHENOMENA, Phenomenon, get_phenomenon
-from empirics.quantities import CONTROL_QUANTITIES, QUANTITIES, load_builtin_quantities
+from empirics.quantities import CONTROL_QUANTITIES, QUANTITIES, follows_steps, load_builtin_quantities
 from empirics.recorder import log_spaced_steps
 
 SPECS_DIR = Path(__file__).with_name("specs")
@@ -332,6 +332,11 @@ def _check_spec(spec: ExperimentSpec) -> None:
     unknown = [q for q in spec.record.quantities if q not in QUANTITIES]
     if unknown:
         raise SpecError(src, "record.quantities", f"unknown quantity(ies) {unknown}; registered: {sorted(QUANTITIES)}")
+    stepped = [q for q in spec.record.quantities if follows_steps(q)]
+    if stepped and not phenomenon.follows_steps:
+        able = sorted(name for name, cls in PHENOMENA.items() if cls.follows_steps)
+        reason = f"{stepped} follow every optimizer step, but phenomenon {spec.phenomenon!r} does not call the "
+        raise SpecError(src, "record.quantities", reason + f"recorder's step hooks; phenomena that do: {able}")
 
 
 def _plugin_name(plugin: Any) -> bool:

@@ -12,6 +12,11 @@ lacks. Backends (:class:`Backend`):
 Each run is seeded (python, numpy, torch) from ``params["seed"]``, runs with
 ``torch.use_deterministic_algorithms(True)`` and a fixed thread count for torch and for numpy/scipy's BLAS
 (threadpoolctl), so two runs of one config give bit-identical records on any backend.
+
+``device`` (``"cpu"`` by default, ``"cuda"``, ``"cuda:N"`` or ``"mps"``) is where phenomena that declare it
+(``Phenomenon.devices``) train. Like the thread count it is provenance, recorded with every run, not part of the
+run id: the ids of stored runs do not change, and a stored run is reused whatever device computed it (keep one
+store per device to compare devices).
 """
 
 from __future__ import annotations
@@ -40,10 +45,11 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from empirics.leases import HEARTBEAT_S, LEASE_TTL_S, LeaseOwner
+from empirics.phenomena.base import Phenomenon
 from empirics.recorder import Recorder
 from empirics.spec import ExperimentSpec, RunConfig, find_phenomenon, load_plugins
 from empirics.store import RunResult, Store, StoreError
-from theory._validation import check_option, check_positive_int
+from theory._validation import check_device, check_option, check_positive_int
 
 POLL_S = 0.5
 """Seconds between two looks at the runs another driver holds."""
@@ -101,8 +107,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def _provenance(threads: int) -> dict[str, object]:
+def _provenance(threads: int, device: torch.device) -> dict[str, object]:
     return {
+        "device": str(device),
         "unitheory": importlib.metadata.version("unitheory"),
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -114,17 +121,25 @@ def _provenance(threads: int) -> dict[str, object]:
     }
 
 
-def execute_run(config: RunConfig, *, threads: int = 1) -> RunResult:
+def execute_run(config: RunConfig, *, threads: int = 1, device: torch.device | str = "cpu") -> RunResult:
     """Run one configuration: ``Phenomenon.run`` under a fresh :class:`Recorder`, then ``Recorder.finalize``.
 
     Args:
         config: the resolved run.
         threads: torch intra-op threads during the run (fixed so results do not depend on the machine's load).
+        device: the torch device the phenomenon trains on (it must list the device type in ``devices``).
+
+    Raises:
+        ValueError: an unavailable device, or one the phenomenon does not train on.
     """
     check_positive_int("threads", threads, owner="execute_run")
+    device = check_device("device", device, owner="execute_run")
+    if device.type == "cuda":  # deterministic cuBLAS kernels (torch.use_deterministic_algorithms) need this
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     load_plugins(config.plugins)
     phenomenon = find_phenomenon(config.phenomenon)
-    recorder = Recorder(config.quantities, config.schedule)
+    _check_phenomenon_device(phenomenon, device)
+    recorder = Recorder(config.quantities, config.schedule, device=device)
     started_at, start = _now(), time.perf_counter()
     with _deterministic(config.seed, threads):
         outcomes = phenomenon.run(dict(config.params), recorder)
@@ -134,7 +149,7 @@ def execute_run(config: RunConfig, *, threads: int = 1) -> RunResult:
         config=config,
         outcomes={k: float(v) for k, v in outcomes.items()},
         rows=list(recorder.rows),
-        provenance=_provenance(threads),
+        provenance=_provenance(threads, device),
         started_at=started_at,
         finished_at=_now(),
         wall_s=wall_s,
@@ -151,6 +166,7 @@ def run_sweep(
     address: str | None = None,
     threads: int = 1,
     max_retries: int = 3,
+    device: torch.device | str = "cpu",
     log: Callable[[str], None] | None = print,
 ) -> SweepSummary:
     """Execute the runs of ``spec`` missing from ``store`` and write each as it finishes.
@@ -168,11 +184,13 @@ def run_sweep(
             Ray instance, else a new local one).
         threads: torch threads per run.
         max_retries: Ray task retries after a worker dies.
+        device: where the runs train (see the module docstring); checked here, before any run.
         log: receives a one-line summary per run (``None``: silent). A tqdm bar is shown on a tty unless
             ``UNITHEORY_PROGRESS=0``.
 
     Raises:
-        ValueError: invalid options, or ``workers > 1`` with the local backend.
+        ValueError: invalid options, ``workers > 1`` with the local backend, or a device that is not available
+            here (local and pool backends) or that the spec's phenomenon does not train on.
         ImportError: ``backend="ray"`` without Ray installed.
         ConnectionError: no Ray cluster answers at ``address`` (checked in seconds, before ``ray.init``).
     """
@@ -183,6 +201,10 @@ def run_sweep(
         raise ValueError(
             f"The 'workers' parameter of run_sweep must be 1 for the local backend (use 'pool'). Got {workers}."
         )
+    # with Ray the cluster's workers, not this driver, must have the device: each run checks it there
+    device = check_device("device", device, owner="run_sweep", available=backend is not Backend.RAY)
+    _check_phenomenon_device(find_phenomenon(spec.phenomenon), device)
+    device = str(device)
     start = time.perf_counter()
     store = store if isinstance(store, Store) else Store(store)
     configs = list({c.run_id: c for c in spec.runs()}.values())
@@ -191,7 +213,8 @@ def run_sweep(
     executed = by_others = 0
     disable = os.environ.get("UNITHEORY_PROGRESS") == "0" or not sys.stderr.isatty()
     if todo:
-        executor = _EXECUTORS[backend](threads=threads, workers=workers, address=address, max_retries=max_retries)
+        kwargs = dict(threads=threads, workers=workers, address=address, max_retries=max_retries, device=device)
+        executor = _EXECUTORS[backend](**kwargs)
         with tqdm(total=len(todo), desc=spec.name, unit="run", disable=disable) as bar, executor:
             for result in _drive(store, todo, executor):
                 if result is None:  # stored by another driver meanwhile
@@ -264,6 +287,14 @@ class _Heartbeat:
         self._thread.join()
 
 
+def _check_phenomenon_device(phenomenon: Phenomenon, device: torch.device) -> None:
+    if device.type not in phenomenon.devices:
+        raise ValueError(
+            f"The 'device' parameter must be a device type phenomenon {phenomenon.name!r} trains on "
+            f"({list(phenomenon.devices)}: it declares no other). Got {str(device)!r} instead."
+        )
+
+
 def _run_line(result: RunResult) -> str:
     cfg = result.config
     swept = " ".join(f"{k}={v}" for k, v in cfg.params.items() if k != "seed" and not isinstance(v, str))
@@ -291,28 +322,28 @@ class _Executor:
 
 
 class _Local(_Executor):
-    def __init__(self, *, threads: int, **_: object) -> None:
-        self.threads, self.queue = threads, deque()
+    def __init__(self, *, threads: int, device: str, **_: object) -> None:
+        self.threads, self.device, self.queue = threads, device, deque()
 
     def submit(self, config: RunConfig) -> None:
         self.queue.append(config)
 
     def wait(self, timeout: float | None) -> list[RunResult]:
-        return [execute_run(self.queue.popleft(), threads=self.threads)] if self.queue else []
+        return [execute_run(self.queue.popleft(), threads=self.threads, device=self.device)] if self.queue else []
 
 
 class _Pool(_Executor):
     """A ``spawn`` process pool whose workers exit when the driver dies (:func:`_exit_with_parent`)."""
 
-    def __init__(self, *, threads: int, workers: int, **_: object) -> None:
-        self.threads, self.capacity, self.futures = threads, workers, set()
+    def __init__(self, *, threads: int, workers: int, device: str, **_: object) -> None:
+        self.threads, self.device, self.capacity, self.futures = threads, device, workers, set()
         context = multiprocessing.get_context("spawn")
         self.pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
         )
 
     def submit(self, config: RunConfig) -> None:
-        self.futures.add(self.pool.submit(execute_run, config, threads=self.threads))
+        self.futures.add(self.pool.submit(execute_run, config, threads=self.threads, device=self.device))
 
     def wait(self, timeout: float | None) -> list[RunResult]:
         done, self.futures = concurrent.futures.wait(self.futures, timeout, concurrent.futures.FIRST_COMPLETED)
@@ -338,12 +369,12 @@ def _exit_with_parent(driver: int) -> None:
 class _Ray(_Executor):
     """One Ray task per run; ``capacity`` = the cluster's CPUs / ``threads``."""
 
-    def __init__(self, *, threads: int, address: str | None, max_retries: int, **_: object) -> None:
+    def __init__(self, *, threads: int, address: str | None, max_retries: int, device: str, **_: object) -> None:
         try:
             import ray
         except ImportError:
             raise ImportError("The Ray backend needs Ray: pip install 'unitheory[ray]'.") from None
-        self.ray, self.threads, self.pending = ray, threads, []
+        self.ray, self.threads, self.device, self.pending = ray, threads, device, []
         self.started = not ray.is_initialized()
         if self.started:
             _check_ray_address(address)
@@ -353,10 +384,12 @@ class _Ray(_Executor):
                 first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise ConnectionError(f"Cannot connect to a Ray cluster at {address!r}: {first}") from None
         self.capacity = max(1, int(ray.cluster_resources().get("CPU", 1) // threads))
-        self.task = ray.remote(num_cpus=threads, max_retries=max_retries, retry_exceptions=False)(execute_run)
+        gpus = 1 if torch.device(device).type == "cuda" else 0  # one GPU per run task on a CUDA cluster
+        remote = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=max_retries, retry_exceptions=False)
+        self.task = remote(execute_run)
 
     def submit(self, config: RunConfig) -> None:
-        self.pending.append(self.task.remote(config, threads=self.threads))
+        self.pending.append(self.task.remote(config, threads=self.threads, device=self.device))
 
     def wait(self, timeout: float | None) -> list[RunResult]:
         ready, self.pending = self.ray.wait(self.pending, num_returns=1, timeout=timeout)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 
 def check_option(name: str, value: Any, options: Iterable[Any], *, owner: str | None = None) -> Any:
@@ -66,3 +69,36 @@ def check_in_range(
     if bad_low or bad_high or v != v:
         raise ValueError(f"The {name!r} parameter{where} must be a real number in {interval}. Got {value!r} instead.")
     return v
+
+
+#: torch device types unitheory runs on
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(name: str, value: Any, *, owner: str | None = None, available: bool = True) -> torch.device:
+    """Return ``torch.device(value)`` if it names a CPU, CUDA or MPS device available here (with ``available=False``
+    any such device); else raise ``ValueError`` saying which (an unknown string, another device type, no CUDA/MPS
+    here, a CUDA index out of range)."""
+    import torch
+
+    where = f" of {owner}" if owner else ""
+    expected = f"The {name!r} parameter{where} must be an available torch device ('cpu', 'cuda', 'cuda:N' or 'mps')"
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{expected}. Got {value!r} instead.") from None
+    if device.type not in DEVICE_TYPES:
+        raise ValueError(f"{expected}. Got {value!r} (device type {device.type!r}) instead.")
+    if not available:
+        return device
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            reason = "CUDA is not available here (torch.cuda.is_available() is False)"
+            raise ValueError(f"{expected}. Got {value!r}, but {reason}.")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"{expected}. Got {value!r}, but this machine has {count} CUDA device(s).")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        reason = "MPS is not available here (torch.backends.mps.is_available() is False)"
+        raise ValueError(f"{expected}. Got {value!r}, but {reason}.")
+    return device

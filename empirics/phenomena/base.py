@@ -4,6 +4,10 @@ A *phenomenon* trains one configuration (a flat mapping of parameters, seed incl
 training through a :class:`~empirics.recorder.Recorder`. :class:`Snapshot` (defined in
 :mod:`empirics.snapshot`) is re-exported here. The runner expands a spec's sweep axes into
 configurations, calls :meth:`Phenomenon.run` for each, and writes the recorder's rows to the store.
+
+Two promises a phenomenon may declare: ``devices`` (the torch device types it moves its model and data to,
+``recorder.device``; CPU only by default) and ``follows_steps`` (its training loop calls the recorder's per-step
+hooks, so quantities that follow every optimizer step, such as ``telescope``, can be recorded).
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ class Phenomenon(ABC):
     parameters: ClassVar[Mapping[str, Any]]
     constraints: ClassVar[Mapping[str, Constraint | tuple[Constraint, ...]]] = {}
     outcomes: ClassVar[tuple[str, ...]] = ()
+    #: torch device types :meth:`run` moves its model and data to (``recorder.device``)
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    #: whether :meth:`run`'s training loop calls ``recorder.attach``, ``before_step`` and ``after_step``
+    follows_steps: ClassVar[bool] = False
 
     def problem(self, params: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]] | None:
         """The first parameter of resolved ``params`` that breaks its type or constraint: ``(name, expected, refs)``
@@ -64,7 +72,8 @@ class Phenomenon(ABC):
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         """Train one configuration, calling ``recorder.record`` at ``recorder.due`` steps.
 
-        Must be deterministic given ``params["seed"]`` on CPU. Returns the final outcomes.
+        Must be deterministic given ``params["seed"]`` on CPU. Returns the final outcomes. A phenomenon that lists
+        more than ``"cpu"`` in :attr:`devices` trains on ``recorder.device``.
         """
 
 
