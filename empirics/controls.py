@@ -27,12 +27,9 @@ import numpy as np
 import sympy
 import torch
 
-from empirics.phenomena.base import Snapshot
-from empirics.quantities import quantity
+from empirics.quantities import CONTROL_QUANTITIES, quantity
+from empirics.snapshot import Snapshot
 from theory._validation import check_option
-
-CONTROL_QUANTITIES: tuple[str, ...] = ("prime_count", "param_count")
-"""Recorder quantities every run records (the runner adds them to a spec's ``[record] quantities``)."""
 
 #: rounding scales of the fixed-rule prime counts ``prime_count_x{s}`` every run records with ``prime_count``
 PRIME_SCALES: tuple[int, ...] = (1, 10, 100)

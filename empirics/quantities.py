@@ -21,11 +21,14 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from empirics.phenomena.base import Snapshot, TrainingContext
+from empirics.snapshot import Snapshot, TrainingContext
 
 QuantityFn = Callable[[Snapshot], Mapping[str, float]]
 
 QUANTITIES: dict[str, QuantityFn | type] = {}
+
+CONTROL_QUANTITIES: tuple[str, ...] = ("prime_count", "param_count")
+"""Quantities every run records (registered by :mod:`empirics.controls`; the spec adds them to ``[record]``)."""
 
 
 class StepQuantity(ABC):

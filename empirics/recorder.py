@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
 
-from empirics.phenomena.base import Snapshot, TrainingContext
 from empirics.quantities import QUANTITIES, StepQuantity, check_quantities, make_quantity
-
-#: controls the runner adds to every run's quantities when registered (by ``empirics.controls``)
-ALWAYS_RECORDED: tuple[str, ...] = ("prime_count", "param_count")
+from empirics.snapshot import Snapshot, TrainingContext
 
 
 def log_spaced_steps(total: int, count: int, *, include_zero: bool = True) -> list[int]:
@@ -87,10 +82,8 @@ class Recorder:
         self.arrays[name] = np.asarray(array)
 
     def finalize(self, seed: int) -> None:
-        """Post-hoc controls after ``Phenomenon.run``: ``empirics.controls.finalize_controls(rows, seed)`` adds the
-        seeded random-measure rows (Jeffares & van der Schaar 2025). A no-op while that hook does not exist."""
-        if importlib.util.find_spec("empirics.controls") is None:
-            return
-        hook = getattr(importlib.import_module("empirics.controls"), "finalize_controls", None)
-        if hook is not None:
-            self.rows = list(hook(self.rows, seed))
+        """Post-hoc controls after ``Phenomenon.run``: :func:`empirics.controls.finalize_controls` adds the seeded
+        random-measure rows (Jeffares & van der Schaar 2025)."""
+        from empirics.controls import finalize_controls  # here, not above: sympy loads only when a run ends
+
+        self.rows = finalize_controls(self.rows, seed)

@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from empirics.phenomena.base import Snapshot, TrainingContext
 from empirics.quantities import StepQuantity, quantity
+from empirics.snapshot import Snapshot, TrainingContext
 from theory.measures import CHEAP_MEASURES, MEASURES, compute_measures
 from theory.ntk import empirical_ntk
 from theory.spectral import effective_dimension, kernel_distance, kernel_eigh, kernel_target_alignment

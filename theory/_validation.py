@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,6 +29,19 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = False, owner
         expected = "a positive int" + (" or None" if allow_none else "")
         raise ValueError(f"The {name!r} parameter{where} must be {expected}. Got {value!r} instead.")
     return value
+
+
+def check_output_dir(name: str, path: str | Path, *, owner: str | None = None) -> Path:
+    """Return ``Path(path)`` if it is a directory or does not exist yet (it is created later); else raise
+    ``ValueError``: an existing file there would fail only after the work that was to be written to it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        where = f" of {owner}" if owner else ""
+        raise ValueError(
+            f"The {name!r} parameter{where} must be a directory (existing or not). Got {str(path)!r}, an existing "
+            f"file, instead."
+        )
+    return path
 
 
 def check_in_range(

@@ -41,7 +41,7 @@ def execute(args: argparse.Namespace) -> int:
     from bridge.tables import spec_summary
     from empirics.store import Store
 
-    with Store(args.store, create=False) as store:
+    with Store(args.store, readonly=True) as store:
         runs = store.runs()
         if args.format == "csv":
             runs.to_csv(sys.stdout, index=False)

@@ -10,8 +10,10 @@ Studies (hypotheses in ``bridge/studies/NAME.toml``, specs in ``bridge/studies/s
 
 - ``double-descent``: model-wise (MNIST-1D MLP) and feature-wise (random features) double descent against raw
   parameter count and effective parameters p_test (Curth et al. 2023; Jeffares et al. 2024).
-- ``grokking``: modular addition with Gromov's MLP; the delay law t ∝ log α / λ (Lyu et al. 2024), weight-norm
-  and distance-from-initialisation explanations.
+- ``grokking``: grokking through the telescoping lens (Jeffares et al. 2024): p_train/p_test recorded along
+  training on Kumar et al. 2024's teacher and Omnigrok binary MNIST-1D, the event ordering of p_test falling below
+  p_train against the test-fit step; the init-scale delay law t = (k log α + c)/λ (Lyu et al. 2024) on MNIST-1D
+  and modular addition; Gromov's modular MLP with weight-norm and distance-from-initialisation explanations.
 - ``lottery``: IMP tickets with rewinding and linear mode connectivity (Frankle et al. 2020).
 - ``prime-control``: the position paper's prime count (Jeffares & van der Schaar 2025) tracking test error,
   then falsified given weight norm and out of its setting.
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from theory._validation import check_device, check_option, check_positive_int
+from theory._validation import check_device, check_option, check_output_dir, check_positive_int
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,7 +60,12 @@ STUDIES: dict[str, Study] = {
     s.name: s
     for s in (
         Study("double-descent", "model-wise and random-features double descent", ("dd-rff", "dd-mlp")),
-        Study("grokking", "modular-addition grokking: delay law, weight norm, distance from init", ("grok-modular",)),
+        Study(
+            "grokking",
+            "grokking through the telescoping lens (teacher, binary MNIST-1D), the init-scale delay law, modular "
+            "addition: delay law, weight norm, distance from init",
+            ("grok-modular", "grok-teacher", "grok-mnist1d", "grok-mnist1d-delay"),
+        ),
         Study("lottery", "IMP tickets with rewinding and linear mode connectivity", ("lottery-mlp", "lottery-lmc")),
         Study("prime-control", "the prime-count control in double descent and grokking", ("dd-mlp", "grok-modular")),
         Study(
@@ -147,6 +154,8 @@ def run_study(
 
     study = name if isinstance(name, Study) else get_study(name)
     check_positive_int("n_resamples", n_resamples, owner="run_study")
+    if output is not None:  # before hours of runs, not when the report is written
+        check_output_dir("output", output, owner="run_study")
     check_device("device", device, owner="run_study", available=backend != "ray")  # before preregistering
     start = time.perf_counter()
     hypotheses = load_hypotheses(study.hypotheses)

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from empirics.phenomena.base import Snapshot, TrainingContext
+from empirics.phenomena.constraints import OneOf
 from empirics.recorder import Recorder
+from empirics.snapshot import Snapshot, TrainingContext
 from theory._validation import check_option
 
 
@@ -33,6 +34,10 @@ class LossKind(StrEnum):
 
     CROSS_ENTROPY = "cross_entropy"
     MSE = "mse"
+
+
+OPTIMIZERS = OneOf([k.value for k in OptimizerKind])
+LOSSES = OneOf([k.value for k in LossKind])
 
 
 def make_optimizer(

@@ -25,13 +25,23 @@ import torch
 from empirics.data import load_dataset
 from empirics.models import build_model
 from empirics.phenomena import register
-from empirics.phenomena._train import TrainData, make_optimizer, train
+from empirics.phenomena._train import LOSSES, OPTIMIZERS, TrainData, make_optimizer, train
 from empirics.phenomena.base import Phenomenon
+from empirics.phenomena.constraints import FRACTION, NON_NEGATIVE, POSITIVE, POSITIVE_INT, Each, Interval, Rule
 from empirics.phenomena.grokking import ALL_DEVICES
 from empirics.recorder import Recorder
-from theory._validation import check_in_range, check_positive_int
 from theory.ntk import empirical_ntk
 from theory.smoothers import KernelRidgeSmoother
+
+MNIST1D_CLASSES = Rule(
+    lambda v, q: v == [] or Each(Interval(0, 9, integer=True), min_len=2, distinct=True).holds(v, q),
+    "[] (all ten digits) or a list of at least 2 distinct digits in 0..9",
+)
+ONE_OUTPUT = Rule(
+    lambda v, q: not v or (len(q["classes"]) == 2 and q["loss"] == "mse"),
+    "false, or true with two 'classes' and loss 'mse' (one output regressed on the 0/1 label)",
+    refs=("classes", "loss"),
+)
 
 
 def entk_effective_parameters(model: torch.nn.Module, x_train: torch.Tensor, x_test: torch.Tensor) -> dict[str, float]:
@@ -99,27 +109,31 @@ class DoubleDescentMLP(Phenomenon):
         "prime_scale": 1.0,
         "seed": 0,
     }
+    constraints = {
+        "width": POSITIVE_INT,
+        "depth": NON_NEGATIVE,
+        "n_train": POSITIVE_INT,
+        "n_test": POSITIVE_INT,
+        "classes": MNIST1D_CLASSES,
+        "one_output": ONE_OUTPUT,
+        "label_noise": FRACTION,
+        "steps": NON_NEGATIVE,
+        "optimizer": OPTIMIZERS,
+        "lr": POSITIVE,
+        "lr_reference_width": NON_NEGATIVE,
+        "momentum": Interval(0, 1, closed="left"),
+        "batch_size": NON_NEGATIVE,
+        "loss": LOSSES,
+        "init_scale": POSITIVE,
+        "snapshot_size": POSITIVE_INT,
+        "prime_scale": POSITIVE,
+    }
     outcomes = ("train_loss", "test_loss", "train_error", "test_error", "p_train_ntk_interp", "p_test_ntk_interp")
     devices = ALL_DEVICES
     follows_steps = True
 
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         q = self.resolve(params)
-        for key in ("width", "n_train", "n_test", "snapshot_size"):
-            check_positive_int(key, q[key], owner=self.name)
-        for key in ("steps", "batch_size", "lr_reference_width"):
-            if isinstance(q[key], bool) or not isinstance(q[key], int) or q[key] < 0:
-                raise ValueError(f"The {key!r} parameter of {self.name} must be a non-negative int. Got {q[key]!r}.")
-        check_in_range("lr", q["lr"], 0, None, inclusive=(False, True), owner=self.name)
-        check_in_range("prime_scale", q["prime_scale"], 0, None, inclusive=(False, True), owner=self.name)
-        for flag in ("ntk_interp", "one_output"):
-            if not isinstance(q[flag], bool):
-                raise ValueError(f"The {flag!r} parameter of {self.name} must be true or false. Got {q[flag]!r}.")
-        if q["one_output"] and (len(q["classes"]) != 2 or q["loss"] != "mse"):
-            raise ValueError(
-                f"The 'one_output' parameter of {self.name} needs two 'classes' and loss 'mse' (one output regressed "
-                f"on the 0/1 label). Got classes {list(q['classes'])!r} and loss {q['loss']!r}."
-            )
         data = load_dataset(
             "mnist1d",
             n_train=q["n_train"],

@@ -20,7 +20,7 @@ from theory._validation import check_device
 
 def test_cpu_is_the_default_and_is_recorded_without_changing_run_ids(toy_spec, tmp_path):
     spec = toy_spec(seeds=(0,), sweep={"width": (3,)})
-    expected_id = "dfa499e16a28119f"  # computed by main at f2b220a, before the device option existed
+    expected_id = "ddbf845d175c87cf"  # computed by main at 8e0efab, which has no device option
     assert spec.runs()[0].run_id == expected_id
     with Store(tmp_path / "a") as store:
         run_sweep(spec, store, log=None)

@@ -165,15 +165,16 @@ def test_entk_effective_parameters_match_autograd_loop():
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"steps": -1}, "'steps' parameter of double_descent_mlp must be a non-negative int"),
-        ({"batch_size": 2.5}, "'batch_size' parameter of double_descent_mlp"),
-        ({"width": 0}, "'width' parameter of double_descent_mlp must be a positive int"),
-        ({"lr": 0.0}, "'lr' parameter of double_descent_mlp"),
-        ({"lr_reference_width": -1}, "'lr_reference_width' parameter of double_descent_mlp"),
-        ({"one_output": True, "classes": [0, 1]}, "needs two 'classes' and loss 'mse'.*'cross_entropy'"),
-        ({"one_output": True, "classes": [0, 1, 2], "loss": "mse"}, r"needs two 'classes'.*\[0, 1, 2\]"),
-        ({"ntk_interp": 1}, "'ntk_interp' parameter of double_descent_mlp"),
-        ({"prime_scale": 0.0}, "'prime_scale' parameter of double_descent_mlp"),
+        ({"steps": -1}, r"'steps' parameter of double_descent_mlp must be a value in \[0, inf\). Got -1"),
+        ({"batch_size": 2.5}, "'batch_size' parameter of double_descent_mlp must be an integer"),
+        ({"width": 0}, r"'width' parameter of double_descent_mlp must be a value in \[1, inf\). Got 0"),
+        ({"lr": 0.0}, r"'lr' parameter of double_descent_mlp must be a value in \(0, inf\)"),
+        ({"classes": [3]}, r"'classes' parameter of double_descent_mlp must be \[\] \(all ten digits\)"),
+        ({"lr_reference_width": -1}, r"'lr_reference_width' parameter of double_descent_mlp must be a value in \[0"),
+        ({"one_output": True, "classes": [0, 1]}, "'one_output' parameter .* two 'classes' and loss 'mse'"),
+        ({"one_output": True, "classes": [0, 1, 2], "loss": "mse"}, "'one_output' parameter .* two 'classes'"),
+        ({"ntk_interp": 1}, "'ntk_interp' parameter of double_descent_mlp must be a boolean"),
+        ({"prime_scale": 0.0}, r"'prime_scale' parameter of double_descent_mlp must be a value in \(0, inf\)"),
     ],
 )
 def test_mlp_rejects_bad_parameters(params, match):

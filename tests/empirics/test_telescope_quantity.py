@@ -13,8 +13,8 @@ import torch
 from empirics.data import load_dataset
 from empirics.models import build_model
 from empirics.phenomena import get_phenomenon
-from empirics.phenomena.base import Snapshot, TrainingContext
 from empirics.recorder import Recorder
+from empirics.snapshot import Snapshot, TrainingContext
 from empirics.spec import ExperimentSpec, RecordSpec, SpecError
 from empirics.theory_quantities import TelescopeQuantity
 from theory.telescoping import OptimizerSpec, telescope

@@ -268,3 +268,14 @@ def test_misused_hooks_and_a_mismatched_loss_raise():
     wrong = TelescopeTracker(model, opt, x, y, loss_scale=1.0)  # the run's F.mse_loss has c = 2
     with pytest.raises(ValueError, match="not that of the declared squared loss .* loss_scale = 1"):
         wrong.before_step(None)
+
+
+def test_telescope_device_argument_moves_the_copy_and_data():
+    x, y, x_test = _data(n=6, m=3, out=1, seed=7)
+    model = _mlp(out=1, seed=7)
+    spec = OptimizerSpec("sgd", lr=0.2, momentum=0.5)
+    default = telescope(model, (x, y), x_test, spec, 4, seed=0)
+    on_cpu = telescope(model, (x, y), x_test, spec, 4, seed=0, device=torch.device("cpu"))
+    np.testing.assert_array_equal(on_cpu.telescoping, default.telescoping)
+    with pytest.raises(ValueError, match="'device' parameter of telescope must be an available torch device"):
+        telescope(model, (x, y), x_test, spec, 4, seed=0, device="no-such-device")

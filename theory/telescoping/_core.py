@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from theory._validation import check_option, check_positive_int
+from theory._validation import check_device, check_option, check_positive_int
 from theory.telescoping._result import TelescopeResult
 from theory.telescoping._spec import OptimizerSpec, OutputLink, TelescopeMethod
 from theory.telescoping._tracker import DEFAULT_MAX_MEMORY, TelescopeTracker, check_inputs
@@ -104,6 +104,8 @@ def telescope(
     check_positive_int("batch_size", batch_size, allow_none=True, owner="telescope")
     if batch_size is not None and batch_size > n:
         raise ValueError(f"The 'batch_size' parameter of telescope must be at most n = {n}. Got {batch_size} instead.")
+    if device is not None:
+        device = check_device("device", device, owner="telescope")
     net = copy.deepcopy(model).to(dtype=dtype, device=device)
     opt = optimizer.build([p for p in net.parameters() if p.requires_grad])
     tracker = TelescopeTracker(net, opt, x, y, x_test, link=link, method=method, dtype=dtype, max_memory=max_memory)
