@@ -22,6 +22,7 @@ from bridge._progress import progress
 from bridge.report import _figures, _verdict_figures
 from bridge.report._document import Document, Figure, Heading, Paragraph, Table
 from bridge.report.predictions import KIND as PREDICTION_KIND
+from bridge.report.results import at_from_payload
 from bridge.tables import StoreLike, run_table, spec_summary, swept_axes
 
 #: columns of the verdict table and of the test table, in order
@@ -162,7 +163,8 @@ def _quantities(
     for h in progress(shown, desc="report: hypothesis figures", unit="hypothesis"):
         subjects = [h["quantity"], *h.get("controls", [])]
         confounders = list(h.get("confounders", []))
-        table = run_table(store, [*subjects, *confounders, h["outcome"]], at=h.get("at", "final"), scope=_scope(h))
+        at = at_from_payload(h.get("at", "final"))
+        table = run_table(store, [*subjects, *confounders, h["outcome"]], at=at, scope=_scope(h))
         if table.empty or h["outcome"] not in table.columns or h["quantity"] not in table.columns:
             continue
         rows = tests[tests["hypothesis"] == h["name"]]
@@ -222,7 +224,8 @@ def _predictions(doc: Document, store: StoreLike, described: list[dict[str, Any]
     paths = []
     for pred in progress(stored, desc="report: prediction figures", unit="figure"):
         h = by_name.get(pred["hypothesis"], {})
-        table = run_table(store, [pred["variable"], pred["target"]], at=h.get("at", "final"), scope=_scope(h))
+        at = at_from_payload(h.get("at", "final"))
+        table = run_table(store, [pred["variable"], pred["target"]], at=at, scope=_scope(h))
         curves = pred.get("curves", [pred] if "grid" in pred else [])
         if table.empty or pred["variable"] not in table.columns or not curves:
             doc.add(Paragraph(f"{pred['hypothesis']}: no curve is drawn: {pred.get('note') or 'no runs in scope.'}"))

@@ -506,3 +506,22 @@ def test_prediction_band_skips_resamples_that_do_not_identify_the_law() -> None:
         one = prediction_band(h, table[table["width"] == 1], n_resamples=10)
         assert one["note"].startswith("no curve: the parameters of test_error = a + b*p + c*p**2 are not identified")
         assert one["curves"] == []
+
+
+def test_a_hypothesis_read_at_an_event_is_saved_as_json_and_read_back() -> None:
+    """``at = {expression = "sparsity", below = 0.2}`` (a lottery ticket below 20% of its weights) is stored in the
+    verdict payload as JSON and becomes the same event again for the report's tables."""
+    import json
+
+    from bridge.hypothesis import parse_hypotheses
+    from bridge.report.results import at_from_payload, describe_hypothesis
+
+    (h,) = parse_hypotheses(
+        '[[hypothesis]]\nname = "h"\nquantity = "sparsity"\noutcome = "gain"\n'
+        'at = { expression = "1 - sparsity", above = 0.8 }\ntests = ["kendall"]\n'
+        '[hypothesis.prediction]\nkind = "rank"\n'
+    )
+    payload = json.loads(json.dumps(describe_hypothesis(h)))
+    assert payload["at"] == {"expression": "1 - sparsity", "above": 0.8}
+    assert at_from_payload(payload["at"]) == h.at
+    assert at_from_payload("final") == "final" and at_from_payload(3) == 3
