@@ -78,7 +78,8 @@ def _phenomena(doc: Document, store: StoreLike, runs: pd.DataFrame, fig_dir: Pat
     doc.add(
         Heading("Phenomena"),
         Paragraph(
-            "Means over seeds with 95% bootstrap intervals; training values dashed, test values solid; one colour and "
+            "Means over seeds with 95% bootstrap intervals; training values dashed, test values solid, the random "
+            "re-initialisation and random-pruning controls of lottery tickets dotted and dash-dotted; one colour and "
             "marker per value of the first sweep axis (numbers in numeric order, dark small to light large), one "
             "facet per value of the second."
         ),
@@ -91,7 +92,11 @@ def _phenomena(doc: Document, store: StoreLike, runs: pd.DataFrame, fig_dir: Pat
         if outcome is None:
             continue
         axes = swept_axes(store, part)
-        wanted = [outcome, "train_" + outcome.removeprefix("test_")]
+        wanted = [
+            outcome,
+            "train_" + outcome.removeprefix("test_"),
+            *(f"{c}_{outcome}" for c in _figures.CONTROL_STYLES),
+        ]
         records = store.records(run_ids=part["run_id"].tolist(), quantities=wanted)
         plotted = _figures.phenomenon_curves(part, records, axes, outcome, fig_dir / f"curve-{_slug(spec)}.png",
                                              seed=seed)  # fmt: skip
