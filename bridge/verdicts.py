@@ -183,9 +183,11 @@ def _aligned_interval(result: TestResult, direction: int) -> tuple[float, float]
 
 def evidence(test: Test, result: TestResult, direction: int, margin: float | None = None) -> tuple[float, float]:
     """One-sided ``(p_for, p_against)`` of a result for a prediction in ``direction`` (+1 increasing, −1
-    decreasing): see :data:`RULES`. Rows without a p-value against (fit, out_of_setting, event_order, tost)
-    give NaN there; they fail on their own interval rules."""
+    decreasing): see :data:`RULES`. With an equivalence ``margin``, Kendall's and the partial correlation's
+    p-value against is that of "below the margin". Rows without a p-value against (fit, out_of_setting,
+    event_order, tost) give NaN there; they fail on their own rules."""
     d = result.details
+    margin = margin if test in (Test.KENDALL, Test.PARTIAL) else None
     if test in (Test.KENDALL, Test.PSI, Test.PARTIAL):
         if direction > 0:
             against = d.get("p below margin") if margin else d.get("p any less", result.p_less)

@@ -15,7 +15,7 @@ from bridge.hypothesis import Test
 from bridge.stats import conditional_mutual_information, granulated_kendall, robust_sign_error
 from bridge.stats._result import TestResult
 from bridge.stats.multiple import holm
-from bridge.verdicts import RULES, Outcome, judge, rules_markdown, rules_table
+from bridge.verdicts import RULES, Outcome, evidence, judge, rules_markdown, rules_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -229,3 +229,15 @@ def test_a_control_row_carries_its_statistic_only():
     assert np.isfinite(control["statistic"]).all() and control["pvalue"].isna().all()
     comparison = frame[frame["role"] == "comparison"].iloc[0]
     assert math.isfinite(comparison["low"]) and comparison["outcome"] == "quantity better"
+
+
+def test_a_margin_applies_to_kendall_and_partial_only():
+    h = _hypothesis('["kendall", "psi"]', extra="equivalence_margin = 0.2")
+    psi = TestResult("Psi", -0.5, 0.01, 30, low=-0.7, high=-0.3, details={"p any less": 0.004},
+                     p_greater=1.0, p_less=0.004)  # fmt: skip
+    assert evidence(Test.PSI, psi, 1, h.equivalence_margin) == (1.0, 0.004)
+    tau = TestResult("Kendall tau", 0.1, 0.5, 30, low=0.0, high=0.15, details={"p below margin": 0.01},
+                     p_greater=0.2, p_less=0.8)  # fmt: skip
+    assert evidence(Test.KENDALL, tau, 1, h.equivalence_margin) == (0.2, 0.01)
+    judgement = judge(h, Test.KENDALL, tau, p_against=0.02)
+    assert judgement.outcome is Outcome.FAIL and "significantly below the margin 0.2" in judgement.reason
