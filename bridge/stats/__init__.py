@@ -21,14 +21,16 @@ from bridge.stats.fit import (
     predict_out_of_setting,
 )
 from bridge.stats.multiple import Correction, adjust_pvalues
-from bridge.stats.rank import (
+from bridge.stats.nested import (
     BootstrapMethod,
+    Interval,
+    bootstrap_configurations,
     configuration_groups,
-    granulated_kendall,
-    kendall_tau,
-    kendall_tau_difference,
+    nested_permutations,
 )
-from bridge.stats.robust import hoeffding_weight, robust_sign_error, sign_error_environments
+from bridge.stats.rank import granulated_kendall, kendall_tau, kendall_tau_difference
+from bridge.stats.robust import chernoff_pvalue, hoeffding_weight, robust_sign_error, sign_error_environments
+from bridge.stats.steps import kendall_over_steps, per_run_tau
 
 __all__ = [
     "BootstrapMethod",
@@ -39,12 +41,15 @@ __all__ = [
     "Expression",
     "FitMethod",
     "FitResult",
+    "Interval",
     "IntervalMethod",
     "OutOfSettingResult",
     "PartialMethod",
     "Side",
     "TestResult",
     "adjust_pvalues",
+    "bootstrap_configurations",
+    "chernoff_pvalue",
     "conditional_mutual_information",
     "configuration_groups",
     "configuration_means",
@@ -53,13 +58,16 @@ __all__ = [
     "fit_expression",
     "granulated_kendall",
     "hoeffding_weight",
+    "kendall_over_steps",
     "kendall_tau",
     "kendall_tau_difference",
     "lack_of_fit",
     "nested_f_test",
+    "nested_permutations",
     "paired_ratio_test",
     "parse_expression",
     "partial_rank_correlation",
+    "per_run_tau",
     "predict",
     "predict_out_of_setting",
     "robust_sign_error",

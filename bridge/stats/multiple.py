@@ -19,6 +19,20 @@ class Correction(StrEnum):
     FDR_BH = "fdr_bh"
 
 
+def holm(pvalues: np.ndarray) -> np.ndarray:
+    """Holm (1979) step-down adjusted p-values: p_(i) ← max_{j <= i} min(1, (m − j + 1) p_(j)), in input order.
+
+    The same numbers as ``multipletests(method="holm")``, without its ``gc.collect()`` on every call (which
+    dominates the verdict engine's time in simulation loops such as ``benchmarks/calibration.py``).
+    """
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p, kind="stable")
+    stepped = np.minimum(1.0, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]))
+    out = np.empty_like(p)
+    out[order] = stepped
+    return out
+
+
 def adjust_pvalues(pvalues: Sequence[float], method: Correction | str = Correction.HOLM) -> np.ndarray:
     """Corrected p-values in input order; NaN entries (tests without a p-value) stay NaN and do not count.
 
@@ -32,5 +46,5 @@ def adjust_pvalues(pvalues: Sequence[float], method: Correction | str = Correcti
     out = np.full(p.shape, np.nan)
     finite = np.isfinite(p)
     if finite.any():
-        out[finite] = multipletests(p[finite], method=value)[1]
+        out[finite] = holm(p[finite]) if value == Correction.HOLM else multipletests(p[finite], method=value)[1]
     return out
