@@ -46,11 +46,13 @@ SPLINE_DF = 4
 
 COLUMNS = [
     "hypothesis", "test", "subject", "role", "environment", "statistic", "pvalue", "p_for", "p_against", "p_holm",
-    "low", "high", "n", "outcome", "reason",
+    "p_fdr_bh", "low", "high", "n", "outcome", "reason",
 ]  # fmt: skip
 """Columns of :meth:`FalsificationReport.to_frame`: ``pvalue`` is the test's own (two-sided where it has one);
 ``p_for``/``p_against`` are one-sided for/against the prediction (the subject's orientation for a control);
-``p_holm`` is ``p_against`` Holm-corrected over the hypothesis's own rows (what decides "fail")."""
+``p_holm`` is ``p_against`` Holm-corrected over the hypothesis's own rows (what decides "fail"); ``p_fdr_bh`` is
+the same family Benjamini–Hochberg-adjusted (1995), descriptive only: which rows carry evidence against at a
+false discovery rate α, never a verdict (it is never larger than ``p_holm``)."""
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,7 @@ def _run_tests(
         elif test is Test.EVENT and role == "quantity":
             lags = data["lag"].dropna() if "lag" in data.columns else pd.Series(dtype=float)
             if len(lags):
-                add(test, event_lag_test(lags, tolerance=pred.tolerance))
+                add(test, event_lag_test(lags, tolerance=pred.tolerance, confidence_level=level))
         elif test is Test.TOST and role == "quantity":
             var, (first, second) = pred.variable, pred.levels
             a, b = data.loc[data[pred.by] == first], data.loc[data[pred.by] == second]
@@ -280,7 +282,7 @@ def _functional_rows(
     train_env = pred.fit_on if pred.fit_on is not None or test is Test.FIT else envs[0]
     train = data if train_env is None else runs_in(train_env)  # fit without fit_on pools every environment
     parts = [("all", train)] if test is Test.FIT else [(env, runs_in(env)) for env in envs if env != train_env]
-    rows, level, p0 = [], 1 - h.alpha, dict(pred.p0)
+    rows, level, p0 = [], 1 - 2 * h.alpha, dict(pred.p0)  # a constraint's bound is a one-sided α-level bound
     for env, part in parts:
         if len(train) == 0:
             rows.append(undefined(env, len(part), f"no run of {subject} in the fit_on environment {train_env!r}"))
@@ -383,7 +385,7 @@ def _verdict(
         own_row = next((rows[k] for k in own if rows[k].test is r.test and rows[k].environment == "all"), None)
         if own_row is None:
             continue
-        better = beats_control(r.test, own_row.result, r.result, h.prediction.direction)
+        better = beats_control(r.test, own_row.result, r.result, h.prediction.direction, h.alpha)
         verb = "beats" if better else "is not shown to beat"
         judged_rows[i] = ("quantity better" if better else "control as good", f"{h.quantity} {verb} {r.subject} on "
                           f"{r.test.value}")  # fmt: skip
@@ -438,6 +440,7 @@ def falsify_tables(
                 "p_for": p_for,
                 "p_against": p_against,
                 "p_holm": np.nan,
+                "p_fdr_bh": np.nan,
                 "low": r.result.low,
                 "high": r.result.high,
                 "n": r.result.n,
@@ -452,7 +455,8 @@ def falsify_tables(
             verdicts.append(HypothesisVerdict(h.name, Verdict.INCONCLUSIVE, skipped[h.name] + "."))
             continue
         own = ((frame["hypothesis"] == h.name) & (frame["role"] == "quantity")).to_numpy()
-        frame.loc[own, "p_holm"] = adjust_pvalues(frame.loc[own, "p_against"].to_numpy(float), "holm")
+        for method in ("holm", "fdr_bh"):
+            frame.loc[own, f"p_{method}"] = adjust_pvalues(frame.loc[own, "p_against"].to_numpy(float), method)
         verdicts.append(_verdict(h, rows, frame["p_holm"].to_numpy(), controls[h.name], judged_rows))
     frame["outcome"] = [judged_rows.get(i, ("", ""))[0] for i in range(len(frame))]
     frame["reason"] = [judged_rows.get(i, ("", ""))[1] for i in range(len(frame))]

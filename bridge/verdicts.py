@@ -16,6 +16,10 @@ How the rows of one hypothesis combine (the row table is :data:`RULES`, printed 
   falsified at most α whatever the dependence between its tests. The family is the hypothesis, not the
   report: a verdict is a claim about one hypothesis and must not change when unrelated hypotheses are added to
   the file (``benchmarks/calibration.py`` checks the rate by simulation).
+  Every row enters with one p-value against: a row whose prediction can be contradicted in several ways (Ψ's
+  axes, CMI's conditioning sets, the sign-error's environments, a law's lack of fit and each of its constraints)
+  enters with the smallest of those p-values times their number (Bonferroni within the row, i.e. the first step
+  of Holm over them), so a row's "fail" never rests on an uncorrected part of it.
 - **supported** when every row passes and the quantity beats every negative control that could be tested.
   Each row's "for" p-value is used uncorrected: requiring *all* rows to pass is an intersection–union test
   (Berger 1982) whose level is at most α without correction.
@@ -104,22 +108,34 @@ RULES: tuple[Rule, ...] = (
          "configuration: Freedman–Lane permutation with configuration blocks; configuration bootstrap",
          "p_for < α and the interval is defined and excludes 0 on the predicted side",
          _WRONG_SIGN + "; never on non-significance or on the marginal correlation", _OTHERWISE, _HOLM),
-    Rule("fit", "R²_rel of the law against its null; lack-of-fit F test; constraints",
-         "runs; pure error from the replicate seeds of each configuration (df >= 1)",
-         "beats the null significantly, no significant lack of fit, every constraint's interval on its side",
-         "significant lack of fit, or a constraint's interval wholly on the wrong side", "otherwise", _HOLM),
-    Rule("out_of_setting", "MSE of the law fitted on `fit_on` / MSE of the null, per other environment",
-         "runs of the predicted environment", "MSE significantly below the null's", "significantly above",
+    Rule("fit", "the law fitted on `fit_on` (every run if unset): R²_rel against its null (descriptive); gain F "
+         "test on configuration means; lack-of-fit F test against pure error; declared constraints",
+         "configuration: configuration-mean residuals for the gain and the Wald t intervals (at 1 − 2α); pure "
+         "error from the replicate seeds of each configuration",
+         "the gain p < α, the lack of fit testable (configurations > parameters, replicate seeds) with p >= α, "
+         "and every constraint's interval on its side (its p_for < α); p_for = the largest of these p-values",
+         "Holm-corrected p_against < α, p_against = Bonferroni over the lack-of-fit p and each constraint's "
+         "one-sided p for the wrong side (min × their number)",
+         "otherwise (no gain shown, lack of fit untestable, or significant at α only before correction, or a "
+         "constraint's interval straddling its bound)", _HOLM),
+    Rule("out_of_setting", "geometric-mean MSE ratio law/null, fitted on `fit_on`, per other environment",
+         "configuration of the predicted environment: paired t test of log(MSE/MSE_null) over them",
+         "p_for < α: the law's MSE significantly below the null's (its ratio interval below 1)",
+         "Holm-corrected p_against < α: the law's MSE significantly above the null's", "otherwise", _HOLM),
+    Rule("event_order", "median lag step(B) − step(A) over runs", "run (one lag per run)",
+         "sign-test p_for < α: median lag above −tolerance",
+         "Holm-corrected p_against < α: the sign test of median lag below −tolerance (B first)",
          "otherwise", _HOLM),
-    Rule("event_order", "median lag between the two events (sign test)", "run", "sign-test p < α",
-         "the lag's interval lies below −tolerance", "otherwise", "single test"),
-    Rule("tost", "difference of means between two levels (TOST)", "run (paired by seed if declared)",
-         "TOST p < α", "the (1 − 2α) interval lies outside ±margin", "otherwise", "single test"),
+    Rule("tost", "difference of means between two levels (TOST, Schuirmann 1987)",
+         "run (paired by seed if declared)", "TOST p_for < α: the (1 − 2α) interval inside ±margin",
+         "Holm-corrected p_against < α: min of the one-sided t tests of difference > margin and < −margin (the "
+         "(1 − 2α) interval wholly outside ±margin)", "otherwise", _HOLM),
     Rule("verdict", "all rows of the hypothesis", "its rows'",
          "supported: every row passes and every tested control is beaten (Kendall: the interval of "
          "τ(quantity) − |τ(control)| lies above 0)", "falsified: some row fails",
          "inconclusive: otherwise; the reason names what stood in the way and which controls were (not) tested",
-         "Holm within the hypothesis (fail); intersection–union (support)"),
+         "Holm within the hypothesis over every row's p_against (a row with several: min × their number); "
+         "intersection–union (support)"),
 )  # fmt: skip
 
 
@@ -185,8 +201,10 @@ def _aligned_interval(result: TestResult, direction: int) -> tuple[float, float]
 def evidence(test: Test, result: TestResult, direction: int, margin: float | None = None) -> tuple[float, float]:
     """One-sided ``(p_for, p_against)`` of a result for a prediction in ``direction`` (+1 increasing, −1
     decreasing): see :data:`RULES`. With an equivalence ``margin``, Kendall's and the partial correlation's
-    p-value against is that of "below the margin". Rows without a p-value against (fit, out_of_setting,
-    event_order, tost) give NaN there; they fail on their own rules."""
+    p-value against is that of "below the margin". A row with several p-values against (Ψ's axes, CMI's
+    conditioning sets, the sign-error's environments, a law's lack of fit and constraints) gives their minimum
+    times their number (Bonferroni within the row), and a row that must meet several conditions to pass gives
+    the largest of their p-values for it; NaN where the row has none."""
     d = result.details
     margin = margin if test in (Test.KENDALL, Test.PARTIAL) else None
     if test in (Test.KENDALL, Test.PSI, Test.PARTIAL):
@@ -199,7 +217,23 @@ def evidence(test: Test, result: TestResult, direction: int, margin: float | Non
         return result.p_greater, float(d.get("p any less", result.p_less))
     if test is Test.ROBUST:
         return result.p_less, float(d.get("p any greater", np.nan))
+    if test is Test.FIT:
+        return _law_evidence(result)
+    if test in (Test.OUT_OF_SETTING, Test.EVENT):  # the law predicts better / the lag is above -tolerance
+        return (result.p_less, result.p_greater) if test is Test.OUT_OF_SETTING else (result.p_greater, result.p_less)
+    if test is Test.TOST:
+        return result.pvalue, float(d.get("p outside margin", np.nan))
     return result.pvalue, np.nan
+
+
+def _law_evidence(result: TestResult) -> tuple[float, float]:
+    """A fit's ``(p_for, p_against)``: for, the largest of the gain's p and each constraint's p for its side (all
+    must hold); against, Bonferroni over the lack-of-fit p and each constraint's p for the wrong side."""
+    lof = getattr(result, "lack_of_fit", None)
+    checks = getattr(result, "constraints", ())
+    p_for = max([result.pvalue, *(c.p_for for c in checks)], key=lambda p: np.inf if np.isnan(p) else p)
+    against = [p for p in [np.nan if lof is None else lof.pvalue, *(c.p_against for c in checks)] if np.isfinite(p)]
+    return float(p_for), float(min(1.0, len(against) * min(against))) if against else np.nan
 
 
 def _interval_text(result: TestResult) -> str:
@@ -246,13 +280,13 @@ def judge(
     the prediction, Holm-corrected over the hypothesis's rows (NaN: none)."""
     a, s, where = hypothesis.alpha, hypothesis.prediction.direction, _where(environment)
     margin = hypothesis.equivalence_margin
-    stat, p = result.statistic, result.pvalue
+    stat = result.statistic
     p_for = evidence(test, result, s, margin)[0]
-    if test is Test.FIT:
-        return _judge_fit(a, result, p_for)
-    if test is Test.OUT_OF_SETTING:
-        return _judge_out_of_setting(a, result, p, where)
     p_for, p_against = (1.0 if not np.isfinite(v) else v for v in (p_for, p_against))
+    if test is Test.FIT:
+        return _judge_fit(a, result, p_against)
+    if test is Test.OUT_OF_SETTING:
+        return _judge_out_of_setting(a, result, p_for, p_against, where)
     if not np.isfinite(stat):
         return Judgement(Outcome.INCONCLUSIVE, f"{test.value}{where} is undefined on these runs")
     if test is Test.KENDALL:
@@ -298,80 +332,104 @@ def judge(
         )
     if test is Test.EVENT:
         tol = hypothesis.prediction.tolerance
-        if p < a:
-            return Judgement(Outcome.PASS, f"median lag {_fmt(stat)} steps > -{tol:g} (sign test p = {_fmt(p)})")
-        if result.high < -tol:
-            return Judgement(Outcome.FAIL, f"the second event comes first: median lag {_fmt(stat)} steps")
-        return Judgement(Outcome.INCONCLUSIVE, f"the event order is not significant (p = {_fmt(p)})")
+        if p_against < a:
+            return Judgement(
+                Outcome.FAIL,
+                f"the second event comes first by more than {tol:g} steps: median lag {_fmt(stat)} "
+                f"(sign test p = {_fmt(p_against)}, Holm)",
+            )
+        if p_for < a:
+            return Judgement(Outcome.PASS, f"median lag {_fmt(stat)} steps > -{tol:g} (sign test p = {_fmt(p_for)})")
+        return Judgement(Outcome.INCONCLUSIVE, f"the event order is not significant (p = {_fmt(p_for)})")
     # TOST
     m = hypothesis.equivalence_margin
-    if p < a:
-        return Judgement(Outcome.PASS, f"TOST shows |difference| < {m:g} (p = {_fmt(p)})")
-    if result.low > m or result.high < -m:
-        return Judgement(Outcome.FAIL, f"the difference {_fmt(stat)} lies outside the margin {m:g}")
-    return Judgement(Outcome.INCONCLUSIVE, f"equivalence within {m:g} is not shown (p = {_fmt(p)})")
+    if p_against < a:
+        return Judgement(
+            Outcome.FAIL,
+            f"the difference {_fmt(stat)} lies significantly outside the margin {m:g} (p = {_fmt(p_against)}, Holm)",
+        )
+    if p_for < a:
+        return Judgement(Outcome.PASS, f"TOST shows |difference| < {m:g} (p = {_fmt(p_for)})")
+    return Judgement(Outcome.INCONCLUSIVE, f"equivalence within {m:g} is not shown (p = {_fmt(p_for)})")
 
 
-def _judge_fit(alpha: float, result: TestResult, p: float) -> Judgement:
-    """fit passes iff the law beats the null significantly (on configuration means, ``p`` as corrected across the
-    report), shows no significant lack of fit (testable: df >= 1 both ways; its own p at α) and every declared
-    constraint's interval (at 1 − α) lies on the declared side; fails iff significant lack of fit or a
-    constraint's interval lies wholly on the wrong side; else inconclusive."""
+def _judge_fit(alpha: float, result: TestResult, p_against: float) -> Judgement:
+    """fit fails iff the row's p against (Bonferroni over its lack-of-fit p and each constraint's wrong-side p,
+    Holm-corrected over the hypothesis's rows: ``p_against``) is below α; passes iff the law beats the null on
+    configuration means (its gain p < α), its lack of fit is testable and not significant at raw α, and every
+    constraint's interval (at 1 − 2α) lies on the declared side; else inconclusive."""
     if "error" in result.details:
         return Judgement(Outcome.INCONCLUSIVE, result.details["error"])
     lof = getattr(result, "lack_of_fit", None)
     checks = getattr(result, "constraints", ())
-    if lof is not None and lof.pvalue < alpha:
-        df = (lof.details["df lack of fit"], lof.details["df pure error"])
+    p = result.pvalue
+    lof_p = np.nan if lof is None else lof.pvalue
+    lof_text = "" if lof is None or not np.isfinite(lof_p) else (
+        f"lack-of-fit F{(lof.details['df lack of fit'], lof.details['df pure error'])} = {_fmt(lof.statistic)}, "
+        f"p = {_fmt(lof_p)}"
+    )  # fmt: skip
+    if p_against < alpha:  # name the check with the smallest p against
+        worst = min(checks, key=lambda c: c.p_against if np.isfinite(c.p_against) else np.inf, default=None)
+        corrected = f"p = {_fmt(p_against)} with Bonferroni over the row's checks and Holm"
+        if worst is not None and not worst.p_against >= (lof_p if np.isfinite(lof_p) else np.inf):
+            return Judgement(Outcome.FAIL, f"the constraint {worst.describe()} ({corrected})")
         return Judgement(
-            Outcome.FAIL,
-            f"the configuration means depart from the law beyond seed noise (lack-of-fit F{df} = "
-            f"{_fmt(lof.statistic)}, p = {_fmt(lof.pvalue)})",
+            Outcome.FAIL, f"the configuration means depart from the law beyond seed noise ({lof_text}; {corrected})"
         )
-    wrong = [c for c in checks if c.side is Side.WRONG]
-    if wrong:
-        return Judgement(Outcome.FAIL, f"the constraint {wrong[0].describe()}")
     gain = f"R2_rel = {_fmt(result.statistic)}, p = {_fmt(p)} on configuration means"
     if not np.isfinite(p):
         return Judgement(Outcome.INCONCLUSIVE, f"the law's gain over the null is untestable: {result.details['gain']}")
     if not p < alpha:
         return Judgement(Outcome.INCONCLUSIVE, f"the law's gain over the null is not significant ({gain})")
-    if lof is None or not np.isfinite(lof.pvalue):
+    if not np.isfinite(lof_p):
         why = lof.details.get("untestable", "not computed") if lof is not None else "not computed"
         return Judgement(Outcome.INCONCLUSIVE, f"it beats the null ({gain}), but its lack of fit is untestable: {why}")
+    if lof_p < alpha:
+        return Judgement(
+            Outcome.INCONCLUSIVE,
+            f"it beats the null ({gain}), but its lack of fit is significant at α ({lof_text}), though not after "
+            f"Bonferroni and Holm (p = {_fmt(p_against)})",
+        )
     undecided = [c for c in checks if c.side is not Side.RIGHT]
     if undecided:
         return Judgement(Outcome.INCONCLUSIVE, f"it beats the null ({gain}), but {undecided[0].describe()}")
     held = "".join(f"; {c.constraint.text} holds (interval [{_fmt(c.low)}, {_fmt(c.high)}])" for c in checks)
-    return Judgement(
-        Outcome.PASS, f"the law beats the null ({gain}) with no lack of fit (p = {_fmt(lof.pvalue)}){held}"
-    )
+    return Judgement(Outcome.PASS, f"the law beats the null ({gain}) with no lack of fit ({lof_text}){held}")
 
 
-def _judge_out_of_setting(alpha: float, result: TestResult, p: float, where: str) -> Judgement:
-    """out_of_setting passes iff the law's MSE is significantly below the null's (paired over the out-of-setting
-    configurations), fails iff significantly above; else inconclusive."""
+def _judge_out_of_setting(alpha: float, result: TestResult, p_for: float, p_against: float, where: str) -> Judgement:
+    """out_of_setting passes iff the law's MSE is significantly below the null's (one-sided paired t test of the
+    log ratios over the predicted environment's configurations, ``p_for`` < α), fails iff significantly above
+    (``p_against``, Holm-corrected over the hypothesis's rows, < α); else inconclusive."""
     if "error" in result.details:
         return Judgement(Outcome.INCONCLUSIVE, f"out of setting{where}: {result.details['error']}")
     m = result.details.get("configurations")
-    ratio = f"geometric-mean MSE/MSE_null = {_fmt(result.statistic)} (p = {_fmt(p)}, paired over {m} configurations)"
-    if p < alpha and result.statistic < 1:
-        return Judgement(Outcome.PASS, f"out of setting{where} the law predicts better than the null: {ratio}")
-    if p < alpha and result.statistic > 1:
-        return Judgement(Outcome.FAIL, f"out of setting{where} the law predicts worse than the null: {ratio}")
-    return Judgement(Outcome.INCONCLUSIVE, f"out of setting{where} the law's gain is not significant: {ratio}")
+    ratio = f"geometric-mean MSE/MSE_null = {_fmt(result.statistic)} (paired over {m} configurations"
+    if p_against < alpha:
+        return Judgement(
+            Outcome.FAIL, f"out of setting{where} the law predicts worse than the null: {ratio}, p = "
+            f"{_fmt(p_against)}, Holm)",
+        )  # fmt: skip
+    if p_for < alpha:
+        return Judgement(
+            Outcome.PASS, f"out of setting{where} the law predicts better than the null: {ratio}, p = {_fmt(p_for)})"
+        )
+    return Judgement(
+        Outcome.INCONCLUSIVE, f"out of setting{where} the law's gain is not significant: {ratio}, p = {_fmt(p_for)})"
+    )
 
 
-def beats_control(test: Test, quantity: TestResult, control: TestResult, direction: int) -> bool:
+def beats_control(test: Test, quantity: TestResult, control: TestResult, direction: int, alpha: float = 0.05) -> bool:
     """Whether the quantity does better than a control on ``test``. For Kendall, ``control`` is the paired
     difference result (:func:`~bridge.stats.rank.kendall_tau_difference` or, along steps,
     :func:`~bridge.stats.steps.kendall_over_steps` with ``control``): its interval must be defined and lie above
-    0. Other tests compare the statistics (a control oriented the way it does best), which can only make
+    0. A law must fit (or predict) significantly better than the same law in the control (one-sided at
+    ``alpha``). Other tests compare the statistics (a control oriented the way it does best), which can only make
     support harder."""
     if test is Test.KENDALL:
         return bool(np.isfinite(control.low) and control.low > 0)
     if test in (Test.FIT, Test.OUT_OF_SETTING):
-        return _law_beats_control(quantity, control)
+        return _law_beats_control(quantity, control, alpha)
     q, c = quantity.statistic, control.statistic
     if not np.isfinite(c):
         return True
@@ -382,10 +440,10 @@ def beats_control(test: Test, quantity: TestResult, control: TestResult, directi
     return bool(q > c)  # CMI scores
 
 
-def _law_beats_control(quantity: TestResult, control: TestResult) -> bool:
+def _law_beats_control(quantity: TestResult, control: TestResult, alpha: float) -> bool:
     """The law in the quantity beats the same law in a control iff its per-configuration loss (squared mean
     residual for fit, MSE out of setting on the log scale) is significantly smaller: one-sided paired t test over
-    the shared configurations at 1 − confidence level. A control whose law could not be fitted is beaten."""
+    the shared configurations at ``alpha``. A control whose law could not be fitted is beaten."""
 
     log = not isinstance(quantity, FitResult)  # out-of-setting MSEs differ in scale between configurations
 
@@ -399,7 +457,7 @@ def _law_beats_control(quantity: TestResult, control: TestResult) -> bool:
     if mine is None or theirs is None:
         return mine is not None
     compared = paired_ratio_test(mine, theirs, log=log, alternative="less")
-    return bool(compared.pvalue < 1 - quantity.confidence_level)
+    return bool(compared.pvalue < alpha)
 
 
 def decide(

@@ -195,7 +195,8 @@ def _quantities(
         doc.add(Figure(plotted.path, _caption(f"{h['name']}: {what} against {h['outcome']}", plotted)))
         shown_rows = rows[rows["environment"] == "all"]
         if len(shown_rows):
-            doc.add(Table(shown_rows[["test", "subject", "role", "statistic", "low", "high", "pvalue", "outcome"]]))
+            columns = ["test", "subject", "role", "statistic", "low", "high", "p_for", "p_against", "p_holm", "outcome"]
+            doc.add(Table(shown_rows[columns]))
     return paths
 
 
@@ -338,9 +339,11 @@ def build_report(
         Heading("All tests"),
         Paragraph(
             "role: quantity (the hypothesis's own test), control (the same test on a negative control) or comparison "
-            "(quantity vs control). p_for / p_against: one-sided p-values for / against the prediction; p_holm: "
-            "p_against Holm-corrected over the hypothesis's own tests (it decides 'fail'). A '-' marks a value that "
-            "is undefined for that test (e.g. an interval from fewer than three configurations)."
+            "(quantity vs control). pvalue: the test's own (two-sided where it has one); p_for / p_against: "
+            "one-sided p-values for / against the prediction (raw); p_holm: p_against Holm-corrected over the "
+            "hypothesis's own tests (it decides 'fail'); p_fdr_bh: the same family Benjamini-Hochberg-adjusted "
+            "(descriptive, never a verdict). A '-' marks a value that is undefined for that test (e.g. an interval "
+            "from fewer than three configurations)."
         ),
         Table(test_frame),
     )

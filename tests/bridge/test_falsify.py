@@ -108,6 +108,9 @@ def test_holm_spans_each_hypothesis_not_the_report():
     assert len(own) == 4
     for _, part in own.groupby("hypothesis"):
         assert part["p_holm"].to_numpy() == pytest.approx(multipletests(part["p_against"], method="holm")[1])
+        # the descriptive BH column corrects the same family, and never exceeds Holm
+        assert part["p_fdr_bh"].to_numpy() == pytest.approx(multipletests(part["p_against"], method="fdr_bh")[1])
+        assert (part["p_fdr_bh"] <= part["p_holm"] + 1e-12).all()
     first = own[own["hypothesis"] == "h"]
     assert first["p_holm"].to_numpy() == pytest.approx(alone.loc[alone["role"] == "quantity", "p_holm"].to_numpy())
 

@@ -165,9 +165,9 @@ def test_table_numbers_equal_the_store(built) -> None:
     root, report, _, _ = built
     with Store(root / "store", create=False) as store:
         _, tests, _ = verdict_tables(store.results("verdict"))
-    shown = next(t for t in _markdown_tables(report.markdown.read_text()) if "p_against" in t.columns)
+    shown = next(t for t in _markdown_tables(report.markdown.read_text()) if "p_fdr_bh" in t.columns)
     assert len(shown) == len(tests) > 0
-    for column in ("statistic", "pvalue", "p_for", "p_against", "p_holm", "low", "high", "n"):
+    for column in ("statistic", "pvalue", "p_for", "p_against", "p_holm", "p_fdr_bh", "low", "high", "n"):
         for cell, value in zip(shown[column], tests[column], strict=True):
             assert cell == fmt(value)
             if cell != "-":

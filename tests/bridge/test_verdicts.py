@@ -7,12 +7,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from synthetic import synthetic_runs
 
 from bridge import Verdict, falsify_tables, parse_hypotheses
 from bridge.calibration import Design, simulate
 from bridge.hypothesis import Test
-from bridge.stats import conditional_mutual_information, granulated_kendall, robust_sign_error
+from bridge.stats import (
+    Constraint,
+    ConstraintCheck,
+    FitResult,
+    OutOfSettingResult,
+    Side,
+    conditional_mutual_information,
+    event_lag_test,
+    fit_expression,
+    granulated_kendall,
+    robust_sign_error,
+    tost,
+)
 from bridge.stats._result import TestResult
 from bridge.stats.multiple import holm
 from bridge.verdicts import RULES, Outcome, evidence, judge, rules_markdown, rules_table
@@ -241,3 +255,137 @@ def test_a_margin_applies_to_kendall_and_partial_only():
     assert evidence(Test.KENDALL, tau, 1, h.equivalence_margin) == (0.2, 0.01)
     judgement = judge(h, Test.KENDALL, tau, p_against=0.02)
     assert judgement.outcome is Outcome.FAIL and "significantly below the margin 0.2" in judgement.reason
+
+
+# -- functional laws, event order, equivalence: one p-value against per row, Holm over the hypothesis's rows --
+
+
+def _fit_result(gain_p: float, lof_p: float, checks=()) -> FitResult:
+    lof = TestResult("Lack of fit", 3.0, lof_p, 40, details={"df lack of fit": 6, "df pure error": 32})
+    return FitResult("Fit of y = a + b*x", 0.9, gain_p, 40, lack_of_fit=lof, constraints=tuple(checks),
+                     details={"gain": "-"})  # fmt: skip
+
+
+def _law_hypothesis(tests: str = '["fit"]'):
+    (h,) = parse_hypotheses(
+        f'[[hypothesis]]\nname = "law"\nquantity = "x"\noutcome = "y"\ntests = {tests}\ncontrols = []\n'
+        'scope = { axes = ["x"] }\n[hypothesis.prediction]\nkind = "functional"\nexpression = "y = a + b*x"\n'
+        'null = "y = a"\nconstraints = ["b > 0"]\n'
+    )
+    return h
+
+
+def _check(p_for: float, p_against: float, low: float, high: float) -> ConstraintCheck:
+    return ConstraintCheck(Constraint.parse("b > 0"), (low + high) / 2, low, high, p_for, p_against)
+
+
+def test_a_laws_lack_of_fit_enters_holm_with_the_hypothesis_rows():
+    """Old rule (laws branch): lack of fit judged at raw α beside Holm, so a law tested by fit and out_of_setting
+    could be falsified at up to twice α. Now the row's p against enters Holm; significant only before the
+    correction is inconclusive, never supported."""
+    h = _law_hypothesis('["fit", "out_of_setting"]')
+    result = _fit_result(gain_p=1e-6, lof_p=0.03, checks=[_check(1e-4, 1.0, 0.5, 1.5)])
+    p_for, p_against = evidence(Test.FIT, result, 1)
+    assert (p_for, p_against) == (1e-4, pytest.approx(0.03 * 2))  # Bonferroni over lack of fit and constraint
+    alone = judge(h, Test.FIT, result, p_against=0.03)  # e.g. a hypothesis with this single check
+    assert alone.outcome is Outcome.FAIL and "lack-of-fit F(6, 32) = 3, p = 0.03" in alone.reason
+    holm_p = holm(np.array([p_against, 0.5]))[0]  # with the out_of_setting row: 0.12
+    judgement = judge(h, Test.FIT, result, p_against=holm_p)
+    assert judgement.outcome is Outcome.INCONCLUSIVE
+    assert "significant at α (lack-of-fit F(6, 32) = 3, p = 0.03), though not after Bonferroni and Holm (p = 0.12)" in (
+        judgement.reason
+    )
+
+
+def test_a_constraint_on_the_wrong_side_fails_with_the_rows_correction():
+    h = _law_hypothesis()
+    wrong = _fit_result(gain_p=1e-6, lof_p=0.6, checks=[_check(0.99, 0.004, -1.5, -0.5)])
+    assert evidence(Test.FIT, wrong, 1)[1] == pytest.approx(0.008)
+    judgement = judge(h, Test.FIT, wrong, p_against=0.008)
+    assert judgement.outcome is Outcome.FAIL and "b > 0: b = -1, interval [-1.5, -0.5]" in judgement.reason
+    straddles = _fit_result(gain_p=1e-6, lof_p=0.6, checks=[_check(0.2, 0.8, -0.1, 0.9)])
+    assert judge(h, Test.FIT, straddles, p_against=1.0).outcome is Outcome.INCONCLUSIVE
+    right = _fit_result(gain_p=1e-6, lof_p=0.6, checks=[_check(0.01, 0.99, 0.1, 0.9)])
+    assert judge(h, Test.FIT, right, p_against=1.0).outcome is Outcome.PASS
+
+
+@settings(max_examples=25, deadline=None)
+@given(slope=st.floats(-0.3, 0.3, allow_subnormal=False), seed=st.integers(0, 10_000))
+def test_a_constraints_p_values_agree_with_its_interval_at_one_minus_two_alpha(slope, seed):
+    rng = np.random.default_rng(seed)
+    x = np.repeat(np.linspace(0, 1, 5), 3)
+    frame = pd.DataFrame({"x": x, "y": slope * x + rng.normal(0, 0.2, 5)[np.repeat(range(5), 3)]})
+    for op in (">", "<"):
+        fit = fit_expression("y = a + b*x", frame, groups=frame["x"], constraints=[f"b {op} 0.05"],
+                             confidence_level=0.9)  # fmt: skip
+        check = fit.constraints[0]
+        assert (check.side is Side.RIGHT) == (check.p_for < 0.05)
+        assert (check.side is Side.WRONG) == (check.p_against < 0.05)
+        assert check.p_for + check.p_against == pytest.approx(1.0)
+
+
+def _oos(ratio: float, p_less: float, p_greater: float) -> OutOfSettingResult:
+    return OutOfSettingResult("Out of setting", ratio, 2 * min(p_less, p_greater), 24, details={"configurations": 6},
+                              p_greater=p_greater, p_less=p_less)  # fmt: skip
+
+
+def test_out_of_setting_is_one_sided_in_the_predicted_direction():
+    """Old rule: passed on the two-sided p (one-sided α/2); failed whenever MSE/MSE_null >= 1 (verdicts branch)."""
+    h = _law_hypothesis('["fit", "out_of_setting"]')
+    better = _oos(0.6, p_less=0.04, p_greater=0.96)  # two-sided p = 0.08
+    assert evidence(Test.OUT_OF_SETTING, better, 1) == (0.04, 0.96)
+    assert judge(h, Test.OUT_OF_SETTING, better, p_against=0.96, environment="b").outcome is Outcome.PASS
+    worse = _oos(1.4, p_less=0.8, p_greater=0.2)
+    judgement = judge(h, Test.OUT_OF_SETTING, worse, p_against=0.2)
+    assert judgement.outcome is Outcome.INCONCLUSIVE and "not significant" in judgement.reason
+    assert judge(h, Test.OUT_OF_SETTING, worse, p_against=0.01).outcome is Outcome.FAIL
+
+
+def test_the_event_order_fails_on_the_sign_test_against_it():
+    """Old rule: failed only when the 95% interval of the median lag lay below -tolerance, which five runs
+    cannot give (the order-statistic interval is undefined); now the one-sided sign test decides."""
+    (h,) = parse_hypotheses(
+        '[[hypothesis]]\nname = "e"\nquantity = "q"\noutcome = "y"\n[hypothesis.prediction]\nkind = "event_order"\n'
+        'first = { expression = "q", below = 1.0 }\nsecond = { expression = "y", below = 0.1 }\ntolerance = 1\n'
+    )
+    lags = [-5.0, -7.0, -9.0, -3.0, -4.0]
+    old = event_lag_test(lags, tolerance=1)
+    assert not old.high < -1  # NaN: the old rule's "inconclusive"
+    result = event_lag_test(lags, tolerance=1, confidence_level=0.9)
+    assert evidence(Test.EVENT, result, 1) == (pytest.approx(31 / 32), pytest.approx(1 / 32))
+    judgement = judge(h, Test.EVENT, result, p_against=1 / 32)
+    assert judgement.outcome is Outcome.FAIL and "the second event comes first" in judgement.reason
+    assert judge(h, Test.EVENT, event_lag_test([5.0, 7, 9, 3, 4, 8], tolerance=1), p_against=1.0).outcome is (
+        Outcome.PASS
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(shift=st.floats(-3, 3, allow_subnormal=False), seed=st.integers(0, 10_000), paired=st.booleans())
+def test_tosts_p_against_is_its_interval_outside_the_margin(shift, seed, paired):
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(shift, 1, 8), rng.normal(0, 1, 8)
+    result = tost(a, b, 1.0, paired=paired, alpha=0.05)
+    outside = result.low > 1.0 or result.high < -1.0
+    assert outside == (evidence(Test.TOST, result, 1)[1] < 0.05)
+
+
+def test_holm_covers_the_law_rows():
+    """A law tested by fit and out_of_setting: its rows' p against are Holm-corrected together and decide fail."""
+    rng = np.random.default_rng(3)
+    frames = []
+    for env, xs, mean in (("a", np.linspace(0.5, 3, 6), lambda x: 1 + 2 * x), ("b", np.linspace(3.5, 6, 6), None)):
+        x = np.repeat(xs, 3)
+        y = (mean(x) if mean else np.full(len(x), 4.0)) + rng.normal(0, 0.05, len(x))
+        frames.append(pd.DataFrame({"env": env, "x": x, "y": y}))
+    (h,) = parse_hypotheses(
+        '[[hypothesis]]\nname = "law"\nquantity = "x"\noutcome = "y"\ntests = ["fit", "out_of_setting"]\n'
+        'controls = []\nscope = { axes = ["x"], environment = "env" }\n[hypothesis.prediction]\n'
+        'kind = "functional"\nexpression = "y = a + b*x"\nnull = "y = a"\nfit_on = "a"\nconstraints = ["b > 0"]\n'
+    )
+    report = falsify_tables([h], {"law": pd.concat(frames, ignore_index=True)})
+    own = report.to_frame().query("role == 'quantity'")
+    assert list(own["test"]) == ["fit", "out_of_setting"] and own["p_against"].notna().all()
+    assert own["p_holm"].to_numpy() == pytest.approx(holm(own["p_against"].to_numpy()))
+    assert ((own["outcome"] == "fail") == (own["p_holm"] < 0.05)).all()
+    assert report.verdict("law").verdict is Verdict.FALSIFIED and "predicts worse" in report.verdict("law").reason
