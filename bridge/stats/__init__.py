@@ -3,7 +3,12 @@
 from bridge.stats._result import TestResult
 from bridge.stats.adequacy import configuration_means, fieller_interval, lack_of_fit, nested_f_test, paired_ratio_test
 from bridge.stats.cmi import CMIMethod, conditional_mutual_information
-from bridge.stats.confounders import PartialMethod, partial_rank_correlation, stratified_permutation_test
+from bridge.stats.confounders import (
+    PartialMethod,
+    confounder_design,
+    partial_rank_correlation,
+    stratified_permutation_test,
+)
 from bridge.stats.equivalence import tost
 from bridge.stats.events import event_lag_test
 from bridge.stats.fit import (
@@ -16,6 +21,7 @@ from bridge.stats.fit import (
     OutOfSettingResult,
     Side,
     fit_expression,
+    fit_parameters,
     parse_expression,
     predict,
     predict_out_of_setting,
@@ -51,11 +57,13 @@ __all__ = [
     "bootstrap_configurations",
     "chernoff_pvalue",
     "conditional_mutual_information",
+    "confounder_design",
     "configuration_groups",
     "configuration_means",
     "event_lag_test",
     "fieller_interval",
     "fit_expression",
+    "fit_parameters",
     "granulated_kendall",
     "hoeffding_weight",
     "kendall_over_steps",

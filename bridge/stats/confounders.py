@@ -45,7 +45,24 @@ class PartialMethod(StrEnum):
     RANK = "rank"
 
 
-def _design(frame: pd.DataFrame, confounders: Sequence[str], method: PartialMethod, spline_df: int) -> np.ndarray:
+def confounder_design(
+    frame: pd.DataFrame,
+    confounders: Sequence[str],
+    method: PartialMethod | str = PartialMethod.SPLINE,
+    spline_df: int = 4,
+) -> np.ndarray:
+    """The (n, k) design that :func:`partial_rank_correlation` regresses out of the quantity and the outcome: an
+    intercept and, per confounder, ``spline_df`` centred natural cubic spline columns (``SPLINE``) or its ranks
+    (``RANK``); the intercept alone without confounders. Figures of the test use it to draw what was tested.
+
+    Example:
+        >>> confounder_design(pd.DataFrame({"w": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}), ["w"]).shape
+        (6, 5)
+    """
+    _columns(frame, confounders, "confounder_design")
+    value = method.value if isinstance(method, PartialMethod) else method
+    method = PartialMethod(check_option("method", value, [m.value for m in PartialMethod], owner="confounder_design"))
+    check_positive_int("spline_df", spline_df, owner="confounder_design")
     n = len(frame)
     if not confounders:
         return np.ones((n, 1))
@@ -146,7 +163,7 @@ def partial_rank_correlation(
     )
     check_positive_int("spline_df", spline_df, owner="partial_rank_correlation")
     check_resamples(n_resamples, "partial_rank_correlation")
-    design = _design(frame, confounders, method, spline_df)
+    design = confounder_design(frame, confounders, method, spline_df)
     n, k = design.shape
     if n - 1 - k < 2:
         raise ValueError(f"partial_rank_correlation needs more runs than {k + 2} for this design. Got {n}.")

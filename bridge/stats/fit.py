@@ -241,6 +241,27 @@ def _fit(expr, frame, method, p0):
     return theta, params, pred, y
 
 
+def fit_parameters(
+    expression: Expression | str,
+    frame: pd.DataFrame,
+    *,
+    method: FitMethod | str = FitMethod.CURVE_FIT,
+    p0: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """The least-squares parameters of a law on ``frame`` (the solver of :func:`fit_expression`, without its null,
+    tests or intervals; e.g. to redraw a fitted law on resampled runs). Raises ``RuntimeError`` when the law has
+    no optimum or is not finite on these runs.
+
+    Example:
+        >>> frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [3.0, 5.0, 7.0]})
+        >>> {k: round(v, 6) for k, v in fit_parameters("y = a + b*x", frame).items()}
+        {'a': 1.0, 'b': 2.0}
+    """
+    expr = parse_expression(expression) if isinstance(expression, str) else expression
+    theta, names, *_ = _fit(expr, frame, _as_fit_method(method), p0)
+    return dict(zip(names, map(float, theta), strict=True))
+
+
 def predict(expr: Expression, params: Mapping[str, float], frame: pd.DataFrame) -> np.ndarray:
     """Evaluate ``expr``'s right-hand side on ``frame`` with fitted ``params``."""
     f, _, x, y, names = _design(expr, frame)

@@ -8,7 +8,7 @@ import patsy
 import pytest
 from scipy import stats
 
-from bridge.stats import partial_rank_correlation, stratified_permutation_test
+from bridge.stats import confounder_design, partial_rank_correlation, stratified_permutation_test
 
 
 @pytest.fixture
@@ -78,6 +78,8 @@ def test_spline_method_matches_lstsq_residuals(frame):
         return v - design @ np.linalg.lstsq(design, v, rcond=None)[0]
 
     expected = stats.spearmanr(resid(frame["x"].to_numpy()), resid(frame["y"].to_numpy())).statistic
+    assert confounder_design(frame, ["z"]) == pytest.approx(design)  # the public design the report draws with
+    assert confounder_design(frame, []).shape == (len(frame), 1)
     res = partial_rank_correlation(frame, "x", "y", ["z"], n_resamples=99, random_state=0)
     assert res.statistic == pytest.approx(expected, rel=1e-8)
     assert res.details["marginal r"] == pytest.approx(stats.spearmanr(frame["x"], frame["y"]).statistic)
