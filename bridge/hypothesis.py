@@ -51,15 +51,19 @@ class Kind(StrEnum):
     EQUIVALENCE = "equivalence"
 
 
-#: tests allowed per prediction kind; the first entries are the defaults
+#: tests allowed per prediction kind
 TESTS_FOR: dict[Kind, tuple[Test, ...]] = {
     Kind.RANK: (Test.KENDALL, Test.PSI, Test.CMI, Test.ROBUST, Test.PARTIAL, Test.CMI_PGDL),
     Kind.FUNCTIONAL: (Test.FIT, Test.OUT_OF_SETTING),
     Kind.EVENT: (Test.EVENT,),
     Kind.EQUIVALENCE: (Test.TOST,),
 }
+#: the tests run when a file declares none. A rank claim leaves out ``robust_sign_error`` (opt-in): it passes
+#: only when every environment is significantly better than a coin flip, which needs >= 5 seeds per
+#: configuration and almost never happens in the studies' regimes (supported 0-25% of true drivers over 3-12
+#: configurations x 2-10 seeds, ``benchmarks/calibration.py``), so by default it would block every support
 DEFAULT_TESTS: dict[Kind, tuple[Test, ...]] = {
-    Kind.RANK: (Test.KENDALL, Test.PSI, Test.CMI, Test.ROBUST, Test.PARTIAL),
+    Kind.RANK: (Test.KENDALL, Test.PSI, Test.CMI, Test.PARTIAL),
     Kind.FUNCTIONAL: (Test.FIT, Test.OUT_OF_SETTING),
     Kind.EVENT: (Test.EVENT,),
     Kind.EQUIVALENCE: (Test.TOST,),
