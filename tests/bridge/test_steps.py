@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bridge import HypothesisFileError, Over, parse_hypotheses
+from bridge import HypothesisFileError, Over, Verdict, falsify_tables, parse_hypotheses
 from bridge.stats import kendall_over_steps, per_run_tau
 
 
@@ -77,3 +77,30 @@ def test_over_steps_defaults_and_refusals():
         parse_hypotheses(base.format(extra='at = "final"'))
     with pytest.raises(HypothesisFileError, match="margin is a correlation in \\(0, 1\\)"):
         parse_hypotheses(base.format(extra="equivalence_margin = 2.0"))
+
+
+def test_a_claim_along_training_is_decided_within_runs():
+    """Old rule: a rank claim was tested across runs at one step only. Here q tracks the error along training
+    within every run (6 configurations x 3 seeds), while the final values across runs are unrelated: over runs
+    the claim is not supported; over steps it is."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for config in range(6):
+        for seed in range(3):
+            level = rng.normal(0, 5)  # a run-level offset unrelated to the outcome's final value
+            error = 1.0 / (1.0 + np.arange(8.0)) + rng.normal(0, 0.02, 8)
+            for step in range(8):
+                q = level + 10 * error[step] + rng.normal(0, 0.05)
+                rows.append({"run_id": f"r{config}-{seed}", "width": config, "step": step, "q": q,
+                             "test_error": error[step]})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    text = (
+        'controls = []\n[[hypothesis]]\nname = "h"\nquantity = "q"\noutcome = "test_error"\ntests = ["kendall"]\n'
+        'scope = {{ axes = ["width"]{over} }}\nprediction = {{ kind = "rank", direction = "increasing" }}\n'
+    )
+    across = parse_hypotheses(text.format(over=""))
+    final = frame[frame["step"] == 7].reset_index(drop=True)
+    assert falsify_tables(across, {"h": final}, n_resamples=199).verdict("h").verdict is not Verdict.SUPPORTED
+    along = parse_hypotheses(text.format(over=', over = "steps"'))
+    verdict = falsify_tables(along, {"h": frame}, n_resamples=199).verdict("h")
+    assert verdict.verdict is Verdict.SUPPORTED, verdict.reason

@@ -389,3 +389,27 @@ def test_holm_covers_the_law_rows():
     assert own["p_holm"].to_numpy() == pytest.approx(holm(own["p_against"].to_numpy()))
     assert ((own["outcome"] == "fail") == (own["p_holm"] < 0.05)).all()
     assert report.verdict("law").verdict is Verdict.FALSIFIED and "predicts worse" in report.verdict("law").reason
+
+
+def test_an_equivalence_is_judged_in_its_own_family():
+    """Old rule: the TOST p-value was Holm-corrected over every quantity test of the file, so an equivalence
+    shown at p = 0.017 became inconclusive next to an unrelated rank hypothesis with four rows. Now each
+    hypothesis is its own family: the equivalence passes, alone or not."""
+    rng = np.random.default_rng(2)
+    levels = pd.DataFrame({"init_scale": np.repeat([1.0, 2.0], 8), "test_error": rng.normal(0, 0.02, 16)})
+    (equivalence,) = parse_hypotheses(
+        '[[hypothesis]]\nname = "same"\nquantity = "init_scale"\noutcome = "test_error"\n'
+        'equivalence_margin = 0.025\n[hypothesis.prediction]\nkind = "equivalence"\nvariable = "test_error"\n'
+        'by = "init_scale"\nlevels = [1.0, 2.0]\n'
+    )
+    rank = _rank('["kendall", "psi", "cmi", "partial_rank"]')[0]
+    report = falsify_tables([equivalence, rank], {"same": levels, "h": synthetic_runs("noise", 0)}, n_resamples=99)
+    frame = report.to_frame()
+    own = frame[frame["role"] == "quantity"]
+    assert 0.01 < own.loc[own["test"] == "tost", "p_for"].item() < 0.05
+    tested = own[own["pvalue"].notna()]
+    old = pd.Series(holm(tested["pvalue"].to_numpy()), index=tested["test"])  # the old report-wide correction
+    assert len(tested) >= 5 and old["tost"] >= 0.05
+    assert report.verdict("same").verdict is Verdict.SUPPORTED
+    alone = falsify_tables([equivalence], {"same": levels}).verdict("same")
+    assert alone == report.verdict("same")
