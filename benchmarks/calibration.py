@@ -96,7 +96,9 @@ def draw(raw: pd.DataFrame, path: Path, alpha: float) -> None:
     sns.stripplot(rates, x="error", y="kind", hue="kind", size=6, jitter=0.15, legend=False, ax=axes[2])
     reps = raw.groupby(["kind", "regime"]).size().min()
     axes[2].axvline(alpha, color="black", linestyle="--", linewidth=1)
-    axes[2].axvline(alpha + 2 * (alpha * (1 - alpha) / reps) ** 0.5, color="firebrick", linewidth=1)
+    bound = alpha + 2 * (alpha * (1 - alpha) / reps) ** 0.5
+    axes[2].axvline(bound, color="firebrick", linewidth=1)
+    axes[2].set_xlim(-0.005, 1.1 * max(bound, float(rates["error"].max())))
     axes[2].set(title=f"wrong verdicts, per regime ({reps} replications)", ylabel="",
                 xlabel="P(wrong verdict): dashed α, red α + 2 s.e.")  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
