@@ -51,15 +51,19 @@ class Kind(StrEnum):
     EQUIVALENCE = "equivalence"
 
 
-#: tests allowed per prediction kind; the first entries are the defaults
+#: tests allowed per prediction kind
 TESTS_FOR: dict[Kind, tuple[Test, ...]] = {
     Kind.RANK: (Test.KENDALL, Test.PSI, Test.CMI, Test.ROBUST, Test.PARTIAL, Test.CMI_PGDL),
     Kind.FUNCTIONAL: (Test.FIT, Test.OUT_OF_SETTING),
     Kind.EVENT: (Test.EVENT,),
     Kind.EQUIVALENCE: (Test.TOST,),
 }
+#: the tests run when a file declares none. A rank claim leaves out ``robust_sign_error`` (opt-in): it passes
+#: only when every environment is significantly better than a coin flip, which needs >= 5 seeds per
+#: configuration; over 3-12 configurations x 2-10 seeds it passed for 0-25% of true drivers (0% from 6
+#: configurations on), so with it a true driver was supported in 0-11% of sweeps (``benchmarks/calibration.py``)
 DEFAULT_TESTS: dict[Kind, tuple[Test, ...]] = {
-    Kind.RANK: (Test.KENDALL, Test.PSI, Test.CMI, Test.ROBUST, Test.PARTIAL),
+    Kind.RANK: (Test.KENDALL, Test.PSI, Test.CMI, Test.PARTIAL),
     Kind.FUNCTIONAL: (Test.FIT, Test.OUT_OF_SETTING),
     Kind.EVENT: (Test.EVENT,),
     Kind.EQUIVALENCE: (Test.TOST,),
@@ -70,15 +74,25 @@ class HypothesisFileError(ValueError):
     """A malformed hypothesis file: the message reads ``FILE: KEY: REASON``."""
 
 
+class Over(StrEnum):
+    """What a rank claim ranges over: ``RUNS`` (default; one value per run, at ``at``) or ``STEPS`` (along
+    training: a rank test within each run over its recorded steps, combined over configurations)."""
+
+    RUNS = "runs"
+    STEPS = "steps"
+
+
 @dataclass(frozen=True)
 class Scope:
     """Which runs the claim covers: spec and phenomenon names (empty = all), hyperparameter ``axes`` (the
-    columns that define a configuration) and the ``environment`` column that splits runs into settings."""
+    columns that define a configuration), the ``environment`` column that splits runs into settings, and
+    ``over``: whether a rank claim ranges over runs or over the recorded steps within each run."""
 
     specs: tuple[str, ...] = ()
     phenomena: tuple[str, ...] = ()
     axes: tuple[str, ...] = ()
     environment: str = "spec"
+    over: Over = Over.RUNS
 
 
 @dataclass(frozen=True)
@@ -131,7 +145,12 @@ class Hypothesis:
     """A declared, checkable claim "``quantity`` explains ``outcome`` within ``scope``" (see module docstring).
 
     ``at`` picks which recorded value of each quantity enters the per-run table: ``"final"``, ``"initial"``, a
-    step, or an :class:`Event` (the value at the run's first step where the event holds, e.g. at grokking)."""
+    step, or an :class:`Event` (the value at the run's first step where the event holds, e.g. at grokking).
+    ``controls``: the negative controls to beat; omitted in the file means :data:`DEFAULT_CONTROLS` (or the
+    file-level list), ``controls = []`` opts out explicitly (verdicts then say that no control was declared).
+    ``equivalence_margin``: for an equivalence prediction the TOST margin; for a rank prediction the smallest
+    correlation that matters, so that Kendall τ and the partial rank correlation fail when significantly below
+    it."""
 
     name: str
     quantity: str
@@ -288,14 +307,25 @@ def _hypothesis(r: _Reader, defaults: dict[str, Any]) -> Hypothesis:
     quantity = r.get("quantity", str, what="a recorded quantity name")
     outcome = r.get("outcome", str, what="an outcome or recorded quantity name")
     s = r.sub("scope", required=False)
-    scope = Scope(s.names("specs"), s.names("phenomena"), s.names("axes"), s.get("environment", str, "spec"))
+    scope = Scope(
+        s.names("specs"),
+        s.names("phenomena"),
+        s.names("axes"),
+        s.get("environment", str, "spec"),
+        s.option("over", Over, Over.RUNS),
+    )
     s.finish()
     prediction = _prediction(r.sub("prediction"), quantity, outcome, frozenset({*scope.axes, scope.environment}))
-    tests = r.names("tests", tuple(t.value for t in DEFAULT_TESTS[prediction.kind]))
-    allowed = [t.value for t in TESTS_FOR[prediction.kind]]
+    steps = scope.over is Over.STEPS
+    if steps and prediction.kind is not Kind.RANK:
+        r.fail("scope.over", f"'steps' applies to a 'rank' prediction, not a {prediction.kind.value!r} one")
+    default_tests = (Test.KENDALL.value,) if steps else tuple(t.value for t in DEFAULT_TESTS[prediction.kind])
+    tests = r.names("tests", default_tests)
+    allowed = [Test.KENDALL.value] if steps else [t.value for t in TESTS_FOR[prediction.kind]]
     for t in tests:
         if t not in allowed:
-            r.fail("tests", f"{t!r} does not apply to a {prediction.kind.value!r} prediction (allowed: {allowed})")
+            what = "a rank prediction over steps" if steps else f"a {prediction.kind.value!r} prediction"
+            r.fail("tests", f"{t!r} does not apply to {what} (allowed: {allowed})")
     if prediction.constraints and Test.FIT.value not in tests:
         r.fail("prediction.constraints", f"constraints are judged by the 'fit' test, which tests {list(tests)} omit")
     needs_axes = {Test.PSI.value, Test.CMI.value, Test.CMI_PGDL.value, Test.ROBUST.value}
@@ -307,9 +337,13 @@ def _hypothesis(r: _Reader, defaults: dict[str, Any]) -> Hypothesis:
     margin = r.get("equivalence_margin", (int, float), None, what="a positive number")
     if margin is not None and margin <= 0:
         r.fail("equivalence_margin", f"must be > 0, got {margin!r}")
+    if prediction.kind is Kind.RANK and margin is not None and margin >= 1:
+        r.fail("equivalence_margin", f"a rank prediction's margin is a correlation in (0, 1), got {margin!r}")
     if prediction.kind is Kind.EQUIVALENCE and margin is None:
         r.fail("equivalence_margin", "an equivalence prediction needs a margin")
     at = r.get("at", (str, int, dict), "final", what="'final', 'initial', a step or an event table")
+    if steps and "at" in r.table:
+        r.fail("at", "a claim over steps uses every recorded step; remove 'at' or set scope.over = 'runs'")
     if isinstance(at, dict):
         at = _event(r, "at")
     elif at not in ("final", "initial") and not (isinstance(at, int) and at >= 0):

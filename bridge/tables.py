@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import sympy
 
-from bridge.hypothesis import Event, Hypothesis, Kind, Scope
+from bridge.hypothesis import Event, Hypothesis, Kind, Over, Scope
 from empirics.store import RUN_COLUMNS
 
 EVERYTHING = Scope()  #: the default scope: every run in the store
@@ -151,10 +151,29 @@ def event_table(store: StoreLike, first: Event, second: Event, *, scope: Scope =
     return out.reset_index()
 
 
+def step_table(store: StoreLike, quantities: Iterable[str], *, scope: Scope = EVERYTHING) -> pd.DataFrame:
+    """One row per (run, recorded step) of the runs in ``scope``: the run columns (ids, parameters) joined with
+    each quantity's record at that step (NaN where a run did not record it then). A name that is both a run
+    outcome and a record takes the record (its value along training)."""
+    runs = select_runs(store.runs(), scope)
+    wanted = list(dict.fromkeys(quantities))
+    records = store.records(run_ids=runs["run_id"].tolist(), quantities=wanted) if len(runs) else None
+    if records is None or records.empty:
+        return runs.assign(step=pd.Series(dtype="int64")).iloc[0:0]
+    wide = records.pivot_table(index=["run_id", "step"], columns="quantity", values="value", aggfunc="last")
+    wide.columns.name = None
+    wide = wide.reset_index()
+    keep = [c for c in runs.columns if c not in wide.columns or c == "run_id"]
+    return runs[keep].merge(wide, on="run_id", how="inner").sort_values(["run_id", "step"], ignore_index=True)
+
+
 def hypothesis_table(store: StoreLike, hypothesis: Hypothesis) -> pd.DataFrame:
     """The per-run table a hypothesis is tested on: quantity, outcome, controls, confounders (and for event
-    predictions the event steps and lag)."""
+    predictions the event steps and lag); for a claim over steps (``scope.over = "steps"``) one row per run and
+    recorded step (:func:`step_table`)."""
     names = [hypothesis.quantity, hypothesis.outcome, *hypothesis.controls, *hypothesis.confounders]
+    if hypothesis.scope.over is Over.STEPS:
+        return step_table(store, names, scope=hypothesis.scope)
     pred = hypothesis.prediction
     if pred.kind is Kind.FUNCTIONAL:
         names += [*pred.expression.symbols, *pred.null.symbols]

@@ -11,7 +11,9 @@ from bridge.cli.run import DEFAULT_STORE
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="hypothesis TOML file")
     parser.add_argument("--store", default=DEFAULT_STORE, help=f"store directory (default ./{DEFAULT_STORE}/)")
-    parser.add_argument("--resamples", type=int, default=999, help="bootstrap resamples per interval (default 999)")
+    parser.add_argument(
+        "--resamples", type=int, default=999, help="resamples per bootstrap and permutation null (default 999)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random_state of the bootstraps (default 0)")
     parser.add_argument("--tests", action="store_true", help="also print every test row")
 

@@ -3,7 +3,8 @@ fitted predictions (``results("prediction")``) without recomputing any test.
 
 Sections: verdicts; phenomenon curves with intervals over seeds; each theory quantity against its outcome with
 the negative controls side by side (Jeffares & van der Schaar 2025); fitted predictions with bands; every test
-row (statistics, raw, Holm and Benjamini–Hochberg p-values, intervals, outcomes, reasons); provenance (specs,
+row (statistics, p-values for and against the prediction, Holm-corrected, intervals, outcomes, reasons) and the
+rule of each test (:data:`bridge.verdicts.RULES`); provenance (specs,
 run hashes, versions, preregistration status, wall times).
 """
 
@@ -19,18 +20,17 @@ from typing import Any
 import pandas as pd
 
 from bridge._progress import progress
+from bridge.falsification import COLUMNS
 from bridge.report import _figures, _verdict_figures
 from bridge.report._document import Document, Figure, Heading, Paragraph, Table
 from bridge.report.predictions import KIND as PREDICTION_KIND
 from bridge.report.results import at_from_payload
 from bridge.tables import StoreLike, run_table, spec_summary, swept_axes
+from bridge.verdicts import rules_table
 
 #: columns of the verdict table and of the test table, in order
 VERDICT_COLUMNS = ["file", "hypothesis", "verdict", "reason"]
-TEST_COLUMNS = [
-    "hypothesis", "test", "subject", "role", "environment", "statistic", "pvalue", "p_holm", "p_fdr_bh",
-    "low", "high", "n", "outcome", "reason",
-]  # fmt: skip
+TEST_COLUMNS = COLUMNS  # bridge.falsification's: p_for / p_against one-sided, p_holm over the hypothesis's rows
 _OUTCOME_PREFERENCE = ("test_error", "grokking_gap", "error_barrier", "test_loss")
 FEW_VALUES = 5  #: a subject with at most this many distinct values over the runs in scope is flagged
 
@@ -202,7 +202,8 @@ def _quantities(
         doc.add(Figure(plotted.path, _caption(f"{h['name']}: {what} against {h['outcome']}", plotted)))
         shown_rows = rows[rows["environment"] == "all"]
         if len(shown_rows):
-            doc.add(Table(shown_rows[["test", "subject", "role", "statistic", "low", "high", "pvalue", "outcome"]]))
+            columns = ["test", "subject", "role", "statistic", "low", "high", "p_for", "p_against", "p_holm", "outcome"]
+            doc.add(Table(shown_rows[columns]))
     return paths
 
 
@@ -331,9 +332,12 @@ def build_report(
         ),
         Heading("Verdicts"),
         Paragraph(
-            "supported: every test passed (Holm-corrected) and the quantity beat every negative control; "
-            "falsified: some test failed; inconclusive: otherwise (the reason names what stood in the way)."
+            "supported: every test passed (significant evidence for the prediction, with a defined interval) and "
+            "the quantity beat every negative control that could be tested; falsified: some test failed "
+            "(significant evidence against it, Holm-corrected over the hypothesis's tests); inconclusive: "
+            "otherwise (the reason names what stood in the way). The rule of each test:"
         ),
+        Table(rules_table()),
         Table(verdict_frame, css="verdict"),
     )
     figures = _phenomena(doc, store, runs, fig_dir, random_state) if len(runs) else []
@@ -343,8 +347,11 @@ def build_report(
         Heading("All tests"),
         Paragraph(
             "role: quantity (the hypothesis's own test), control (the same test on a negative control) or comparison "
-            "(quantity vs control). p_holm and p_fdr_bh correct the quantity tests of one hypothesis file. A '-' marks "
-            "a value that is undefined for that test (e.g. an interval from fewer than three configurations)."
+            "(quantity vs control). pvalue: the test's own (two-sided where it has one); p_for / p_against: "
+            "one-sided p-values for / against the prediction (raw); p_holm: p_against Holm-corrected over the "
+            "hypothesis's own tests (it decides 'fail'); p_fdr_bh: the same family Benjamini-Hochberg-adjusted "
+            "(descriptive, never a verdict). A '-' marks a value that is undefined for that test (e.g. an interval "
+            "from fewer than three configurations)."
         ),
         Table(test_frame),
     )

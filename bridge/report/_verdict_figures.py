@@ -14,7 +14,7 @@ import seaborn as sns
 from scipy import stats
 
 from bridge.report._figures import MARKERS, PANEL, Plotted, _save, label, log_scaled, palette, plt
-from bridge.stats.confounders import PartialMethod, _design  # the design partial_rank_correlation regresses out
+from bridge.stats import PartialMethod, confounder_design
 
 SPLINE_DF = 4  #: partial_rank_correlation's default spline_df, with its default method (spline)
 MAX_STRATA = 4
@@ -26,7 +26,7 @@ def residual_ranks(frame: pd.DataFrame, x: str, y: str, confounders: Sequence[st
     correlation is the partial rank correlation that test reports. The residuals are the projection onto the
     orthogonal complement of the design's column space (``numpy.linalg.lstsq``), unique even when the design is
     rank-deficient, e.g. a confounder with fewer distinct values than spline columns."""
-    design = _design(frame, list(confounders), PartialMethod.SPLINE, SPLINE_DF)
+    design = confounder_design(frame, list(confounders), PartialMethod.SPLINE, SPLINE_DF)
     out = {}
     for name, column in (("x", x), ("y", y)):
         values = frame[column].to_numpy(float)

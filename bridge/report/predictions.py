@@ -22,8 +22,7 @@ from scipy import optimize
 from bridge._progress import progress
 from bridge.hypothesis import Hypothesis, Kind
 from bridge.report._figures import log_scaled
-from bridge.stats import Expression, FitMethod, configuration_groups, predict
-from bridge.stats.fit import _fit  # the solver behind fit_expression, without its null model and bootstrap
+from bridge.stats import Expression, FitMethod, configuration_groups, fit_parameters, predict
 from bridge.tables import StoreLike, hypothesis_table
 from theory._validation import check_positive_int
 
@@ -42,10 +41,9 @@ def _point_fit(expr: Expression, frame: pd.DataFrame, method: FitMethod, p0: dic
     with warnings.catch_warnings():
         warnings.simplefilter("error", optimize.OptimizeWarning)  # a singular fit: the parameters are not identified
         try:
-            theta, names, *_ = _fit(expr, frame, method, p0)
+            return fit_parameters(expr, frame, method=method, p0=p0)
         except (RuntimeError, optimize.OptimizeWarning) as err:
             raise ValueError(f"the fit did not converge or is singular ({err})") from None
-    return dict(zip(names, map(float, theta), strict=True))
 
 
 def _grid(values: pd.Series) -> np.ndarray:

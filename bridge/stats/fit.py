@@ -24,7 +24,7 @@ from scipy import optimize, stats
 from bridge import expressions
 from bridge.stats._result import TestResult
 from bridge.stats.adequacy import configuration_means, lack_of_fit, nested_f_test, paired_ratio_test
-from bridge.stats.rank import bootstrap_configurations
+from bridge.stats.nested import bootstrap_configurations
 from theory._validation import check_in_range, check_option, check_positive_int
 
 
@@ -134,12 +134,17 @@ class Constraint:
 
 @dataclass(frozen=True)
 class ConstraintCheck:
-    """A constraint judged on its parameter's estimate and interval."""
+    """A constraint judged on its parameter's estimate and interval. ``p_for`` / ``p_against`` are the one-sided
+    p-values of H1 "the parameter lies on the declared side" / "on the wrong side" of the bound (the t test of the
+    Wald interval, or the share of bootstrap resamples on the other side), so that at an interval of confidence
+    1 − 2α, RIGHT holds exactly when ``p_for`` < α and WRONG when ``p_against`` < α."""
 
     constraint: Constraint
     estimate: float
     low: float
     high: float
+    p_for: float = np.nan
+    p_against: float = np.nan
 
     @property
     def side(self) -> Side:
@@ -236,6 +241,27 @@ def _fit(expr, frame, method, p0):
     return theta, params, pred, y
 
 
+def fit_parameters(
+    expression: Expression | str,
+    frame: pd.DataFrame,
+    *,
+    method: FitMethod | str = FitMethod.CURVE_FIT,
+    p0: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """The least-squares parameters of a law on ``frame`` (the solver of :func:`fit_expression`, without its null,
+    tests or intervals; e.g. to redraw a fitted law on resampled runs). Raises ``RuntimeError`` when the law has
+    no optimum or is not finite on these runs.
+
+    Example:
+        >>> frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [3.0, 5.0, 7.0]})
+        >>> {k: round(v, 6) for k, v in fit_parameters("y = a + b*x", frame).items()}
+        {'a': 1.0, 'b': 2.0}
+    """
+    expr = parse_expression(expression) if isinstance(expression, str) else expression
+    theta, names, *_ = _fit(expr, frame, _as_fit_method(method), p0)
+    return dict(zip(names, map(float, theta), strict=True))
+
+
 def predict(expr: Expression, params: Mapping[str, float], frame: pd.DataFrame) -> np.ndarray:
     """Evaluate ``expr``'s right-hand side on ``frame`` with fitted ``params``."""
     f, _, x, y, names = _design(expr, frame)
@@ -261,16 +287,25 @@ def _groups(groups: Sequence | None, n: int) -> np.ndarray:
 
 
 def _wald_intervals(expr, frame, theta, residuals, groups, confidence_level):
+    """(low, high, tails) of the configuration-t intervals (:class:`IntervalMethod`); ``tails(i, bound)`` gives the
+    one-sided p-values of H1 "parameter i is above the bound" and "below it"."""
     _, jac, x, y, names = _design(expr, frame)
     rows = np.column_stack([np.broadcast_to(np.asarray(d, dtype=float), y.shape) for d in jac(*theta, *x)])
     jbar = pd.DataFrame(rows).groupby(groups, sort=True).mean().to_numpy()
     ebar = configuration_means(residuals, groups).to_numpy()
     m, k = jbar.shape
     if m <= k or np.linalg.matrix_rank(jbar) < k:
-        return np.full(k, np.nan), np.full(k, np.nan)
-    cov = np.sum(ebar**2) / (m - k) * np.linalg.inv(jbar.T @ jbar)
-    half = stats.t.ppf(0.5 + confidence_level / 2, m - k) * np.sqrt(np.diag(cov))
-    return theta - half, theta + half
+        return np.full(k, np.nan), np.full(k, np.nan), lambda i, bound: (np.nan, np.nan)
+    se = np.sqrt(np.diag(np.sum(ebar**2) / (m - k) * np.linalg.inv(jbar.T @ jbar)))
+    half = stats.t.ppf(0.5 + confidence_level / 2, m - k) * se
+
+    def tails(i: int, bound: float) -> tuple[float, float]:
+        if not se[i] > 0:
+            return (np.nan, np.nan)
+        t = (theta[i] - bound) / se[i]
+        return float(stats.t.sf(t, m - k)), float(stats.t.cdf(t, m - k))
+
+    return theta - half, theta + half, tails
 
 
 def _bootstrap_intervals(expr, frame, theta, method, groups, n_resamples, confidence_level, random_state):
@@ -286,11 +321,28 @@ def _bootstrap_intervals(expr, frame, theta, method, groups, n_resamples, confid
                 continue
         return out
 
-    low, high = bootstrap_configurations(
+    interval = bootstrap_configurations(
         refit, groups, n_resamples=n_resamples, confidence_level=confidence_level, method="percentile",
         random_state=random_state,
     )  # fmt: skip
-    return np.broadcast_to(low, len(names)).astype(float), np.broadcast_to(high, len(names)).astype(float)
+    draws = None if interval.distribution is None else np.asarray(interval.distribution, dtype=float)
+    draws = None if draws is None else draws.reshape(len(names), -1)
+
+    def tails(i: int, bound: float) -> tuple[float, float]:  # e.g. above: (1 + #{θ* <= bound}) / (1 + B)
+        finite = np.array([]) if draws is None else draws[i][np.isfinite(draws[i])]
+        if not len(finite):
+            return (np.nan, np.nan)
+        return tuple((1 + int(np.sum(side))) / (1 + len(finite)) for side in (finite <= bound, finite >= bound))
+
+    low, high = interval
+    return np.broadcast_to(low, len(names)).astype(float), np.broadcast_to(high, len(names)).astype(float), tails
+
+
+def _check(c: Constraint, names, params, low, high, tails) -> ConstraintCheck:
+    """``c`` judged on its parameter: interval, and the one-sided p-values for and against the declared side."""
+    above, below = tails(names.index(c.parameter), c.bound)
+    p_for, p_against = (above, below) if c.op in (">", ">=") else (below, above)
+    return ConstraintCheck(c, params[c.parameter], low[c.parameter], high[c.parameter], p_for, p_against)
 
 
 def fit_expression(
@@ -347,17 +399,15 @@ def fit_expression(
         squared, squared0 = configuration_means(resid, groups) ** 2, configuration_means(resid0, groups) ** 2
         gain = paired_ratio_test(squared, squared0, alternative="less", name="Squared configuration residuals")
     if interval is IntervalMethod.BOOTSTRAP:
-        low, high = _bootstrap_intervals(
+        low, high, tails = _bootstrap_intervals(
             expr, frame, theta, method, groups, n_resamples, confidence_level, random_state
         )
     else:
-        low, high = _wald_intervals(expr, frame, theta, resid, groups, confidence_level)
+        low, high, tails = _wald_intervals(expr, frame, theta, resid, groups, confidence_level)
     params = dict(zip(names, map(float, theta), strict=True))
     param_low = dict(zip(names, map(float, low), strict=True))
     param_high = dict(zip(names, map(float, high), strict=True))
-    checks = tuple(
-        ConstraintCheck(c, params[c.parameter], param_low[c.parameter], param_high[c.parameter]) for c in constraints
-    )
+    checks = tuple(_check(c, names, params, param_low, param_high, tails) for c in constraints)
     with np.errstate(divide="ignore"):
         delta_aic = n * np.log(sse / sse0) + 2 * (k - k0) if sse0 > 0 else np.nan
     lof = lack_of_fit(resid, groups, k)
@@ -403,8 +453,9 @@ def predict_out_of_setting(
 
     Per configuration c: MSE_c and MSE_null,c over its seeds. ``statistic`` = exp(mean_c log(MSE_c/MSE_null,c)),
     the geometric-mean ratio (< 1: the law predicts better; scale-free, so configurations whose errors differ
-    in scale count alike); ``pvalue``: two-sided paired t test of the log ratios over configurations; interval:
-    the ratio's t interval (it excludes 1 exactly when p < 1 − ``confidence_level``).
+    in scale count alike); ``pvalue``: two-sided paired t test of the log ratios over configurations, ``p_less`` /
+    ``p_greater`` its one-sided versions (the law predicts better / worse); interval: the ratio's t interval (it
+    excludes 1 exactly when p < 1 − ``confidence_level``).
     """
     expr, null_expr = _parse(expression, null)
     method = _as_fit_method(method)
@@ -416,8 +467,12 @@ def predict_out_of_setting(
     e_null = (y - predict(null_expr, dict(zip(names0, theta0, strict=True)), test)) ** 2
     losses = pd.DataFrame({"model": configuration_means(e_model, groups), "null": configuration_means(e_null, groups)})
     res = paired_ratio_test(losses["model"], losses["null"], log=True, confidence_level=confidence_level)
+    p_less, p_greater = (
+        paired_ratio_test(losses["model"], losses["null"], log=True, alternative=side).pvalue
+        for side in ("less", "greater")
+    )
     details = {**res.details, "MSE": float(e_model.mean()), "MSE null": float(e_null.mean()), "null": null_expr.text}
     return OutOfSettingResult(
         f"Out-of-setting prediction of {expr.text}", res.statistic, res.pvalue, len(y), res.low, res.high,
-        confidence_level, details, losses=losses,
+        confidence_level, details, p_greater=p_greater, p_less=p_less, losses=losses,
     )  # fmt: skip

@@ -16,6 +16,7 @@ from bridge.stats import (
     Side,
     fieller_interval,
     fit_expression,
+    fit_parameters,
     lack_of_fit,
     paired_ratio_test,
     parse_expression,
@@ -258,3 +259,10 @@ def test_fieller_interval_reference():
     assert fieller_interval(a, b) == pytest.approx(tuple(sorted(roots)))
     assert fieller_interval(a, b - b.mean()) == (-np.inf, np.inf)  # denominator not away from 0: unbounded
     assert fieller_interval(np.array([1.0, 1.0, 2.0]), np.array([0.5, 0.25, 1.0]), 0.9) == (-np.inf, np.inf)
+
+
+def test_fit_parameters_are_fit_expressions_least_squares(quadratic):
+    law = "err = a + b*p_test + c*p_test**2"
+    assert fit_parameters(law, quadratic) == pytest.approx(fit_expression(law, quadratic).params, rel=1e-9)
+    with pytest.raises(RuntimeError, match="not finite on every run"):
+        fit_parameters("err = log(a - 5)*p_test", quadratic)

@@ -30,7 +30,10 @@ def test_defaults_and_file_level_settings():
     assert h.alpha == 0.01
     assert h.prediction.direction == -1
     assert h.controls == DEFAULT_CONTROLS
-    assert h.tests == (Test.KENDALL, Test.PSI, Test.CMI, Test.ROBUST, Test.PARTIAL)
+    # robust_sign_error is opt-in: with <= 10 seeds it almost never passes (benchmarks/calibration.py)
+    assert h.tests == (Test.KENDALL, Test.PSI, Test.CMI, Test.PARTIAL)
+    (opted,) = parse_hypotheses(RANK.replace('name = "h"', 'name = "h"\ntests = ["kendall", "robust_sign_error"]'))
+    assert opted.tests == (Test.KENDALL, Test.ROBUST)
     assert h.at == "final" and h.scope.environment == "spec"
 
 

@@ -33,6 +33,7 @@ from bridge.report import (
     verdict_tables,
 )
 from bridge.tables import run_table
+from bridge.verdicts import rules_table
 from empirics.spec import RunConfig
 from empirics.store import RunResult, Store
 
@@ -152,6 +153,9 @@ def test_every_hypothesis_has_a_verdict_row(built) -> None:
     html = report.html.read_text()
     for h in hypotheses:
         assert h.name in html
+    # the report states the rule of every test (bridge.verdicts.RULES)
+    rules = next(t for t in _markdown_tables(md) if list(t.columns) == list(rules_table().columns))
+    assert list(rules["test"]) == list(rules_table()["test"])
     # the planted quantity is not falsified; the prime count (pure noise here) is not supported
     assert stored["q-ranks-error"]["verdict"] != "falsified"
     assert stored["prime-ranks-error"]["verdict"] != "supported"
@@ -163,7 +167,7 @@ def test_table_numbers_equal_the_store(built) -> None:
         _, tests, _ = verdict_tables(store.results("verdict"))
     shown = next(t for t in _markdown_tables(report.markdown.read_text()) if "p_fdr_bh" in t.columns)
     assert len(shown) == len(tests) > 0
-    for column in ("statistic", "pvalue", "p_holm", "p_fdr_bh", "low", "high", "n"):
+    for column in ("statistic", "pvalue", "p_for", "p_against", "p_holm", "p_fdr_bh", "low", "high", "n"):
         for cell, value in zip(shown[column], tests[column], strict=True):
             assert cell == fmt(value)
             if cell != "-":
@@ -218,8 +222,8 @@ def test_rebuild_reads_only_the_store(built, tmp_path: Path, monkeypatch: pytest
     again = (tmp_path / "again" / "report.md").read_text()
     first = report.markdown.read_text()
     assert _markdown_tables(again)[0].equals(_markdown_tables(first)[0])
-    assert next(t for t in _markdown_tables(again) if "p_fdr_bh" in t.columns).equals(
-        next(t for t in _markdown_tables(first) if "p_fdr_bh" in t.columns)
+    assert next(t for t in _markdown_tables(again) if "p_against" in t.columns).equals(
+        next(t for t in _markdown_tables(first) if "p_against" in t.columns)
     )
 
 
