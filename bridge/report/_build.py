@@ -24,6 +24,7 @@ from bridge.falsification import COLUMNS
 from bridge.report import _figures, _verdict_figures
 from bridge.report._document import Document, Figure, Heading, Paragraph, Table
 from bridge.report.predictions import KIND as PREDICTION_KIND
+from bridge.report.results import at_from_payload
 from bridge.tables import StoreLike, run_table, spec_summary, swept_axes
 from bridge.verdicts import rules_table
 
@@ -77,7 +78,8 @@ def _phenomena(doc: Document, store: StoreLike, runs: pd.DataFrame, fig_dir: Pat
     doc.add(
         Heading("Phenomena"),
         Paragraph(
-            "Means over seeds with 95% bootstrap intervals; training values dashed, test values solid; one colour and "
+            "Means over seeds with 95% bootstrap intervals; training values dashed, test values solid, the random "
+            "re-initialisation and random-pruning controls of lottery tickets dotted and dash-dotted; one colour and "
             "marker per value of the first sweep axis (numbers in numeric order, dark small to light large), one "
             "facet per value of the second."
         ),
@@ -90,7 +92,11 @@ def _phenomena(doc: Document, store: StoreLike, runs: pd.DataFrame, fig_dir: Pat
         if outcome is None:
             continue
         axes = swept_axes(store, part)
-        wanted = [outcome, "train_" + outcome.removeprefix("test_")]
+        wanted = [
+            outcome,
+            "train_" + outcome.removeprefix("test_"),
+            *(f"{c}_{outcome}" for c in _figures.CONTROL_STYLES),
+        ]
         records = store.records(run_ids=part["run_id"].tolist(), quantities=wanted)
         plotted = _figures.phenomenon_curves(part, records, axes, outcome, fig_dir / f"curve-{_slug(spec)}.png",
                                              seed=seed)  # fmt: skip
@@ -162,7 +168,8 @@ def _quantities(
     for h in progress(shown, desc="report: hypothesis figures", unit="hypothesis"):
         subjects = [h["quantity"], *h.get("controls", [])]
         confounders = list(h.get("confounders", []))
-        table = run_table(store, [*subjects, *confounders, h["outcome"]], at=h.get("at", "final"), scope=_scope(h))
+        at = at_from_payload(h.get("at", "final"))
+        table = run_table(store, [*subjects, *confounders, h["outcome"]], at=at, scope=_scope(h))
         if table.empty or h["outcome"] not in table.columns or h["quantity"] not in table.columns:
             continue
         rows = tests[tests["hypothesis"] == h["name"]]
@@ -223,7 +230,8 @@ def _predictions(doc: Document, store: StoreLike, described: list[dict[str, Any]
     paths = []
     for pred in progress(stored, desc="report: prediction figures", unit="figure"):
         h = by_name.get(pred["hypothesis"], {})
-        table = run_table(store, [pred["variable"], pred["target"]], at=h.get("at", "final"), scope=_scope(h))
+        at = at_from_payload(h.get("at", "final"))
+        table = run_table(store, [pred["variable"], pred["target"]], at=at, scope=_scope(h))
         curves = pred.get("curves", [pred] if "grid" in pred else [])
         if table.empty or pred["variable"] not in table.columns or not curves:
             doc.add(Paragraph(f"{pred['hypothesis']}: no curve is drawn: {pred.get('note') or 'no runs in scope.'}"))

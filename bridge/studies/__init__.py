@@ -8,15 +8,18 @@ its name in both.
 
 Studies (hypotheses in ``bridge/studies/NAME.toml``, specs in ``bridge/studies/specs/``):
 
-- ``double-descent``: model-wise (MNIST-1D MLP) and feature-wise (random features) double descent against raw
-  parameter count and effective parameters p_test (Curth et al. 2023; Jeffares et al. 2024).
+- ``double-descent``: model-wise (MNIST-1D MLPs: the one-output binary task with the telescoping model's p_train/
+  p_test along training, and ten classes) and feature-wise (random features) double descent against raw parameter
+  count and effective parameters (Curth et al. 2023; Jeffares et al. 2024).
 - ``grokking``: grokking through the telescoping lens (Jeffares et al. 2024): p_train/p_test recorded along
   training on Kumar et al. 2024's teacher and Omnigrok binary MNIST-1D, the event ordering of p_test falling below
   p_train against the test-fit step; the init-scale delay law t = (k log α + c)/λ (Lyu et al. 2024) on MNIST-1D
   and modular addition; Gromov's modular MLP with weight-norm and distance-from-initialisation explanations.
-- ``lottery``: IMP tickets with rewinding and linear mode connectivity (Frankle et al. 2020).
-- ``prime-control``: the position paper's prime count (Jeffares & van der Schaar 2025) tracking test error,
-  then falsified given weight norm and out of its setting.
+- ``lottery``: IMP tickets pruned below 20% and 5% against random re-initialisation and random pruning (Frankle &
+  Carbin 2019), and linear mode connectivity of a conv net that is unstable at initialisation (Frankle et al. 2020).
+- ``prime-control``: the position paper's prime count (Jeffares & van der Schaar 2025) on 10 seeds of the
+  double-descent MLP and on grokking, under one rounding rule for both (and the rounding scale swept), tracking
+  test error, then tested given the weight norm and out of its setting.
 - ``cross-phenomenon``: one quantity (the distance from initialisation, recorded on every run by the plugin
   :mod:`bridge.studies.quantities`) with the same hypothesis across all three phenomena and the robust sign-error
   per environment (Dziugaite et al. 2020); the centred eNTK-label alignment on the two MLP phenomena.
@@ -59,14 +62,14 @@ class Study:
 STUDIES: dict[str, Study] = {
     s.name: s
     for s in (
-        Study("double-descent", "model-wise and random-features double descent", ("dd-rff", "dd-mlp")),
+        Study("double-descent", "model-wise and random-features double descent", ("dd-rff", "dd-telescope", "dd-mlp")),
         Study(
             "grokking",
             "grokking through the telescoping lens (teacher, binary MNIST-1D), the init-scale delay law, modular "
             "addition: delay law, weight norm, distance from init",
             ("grok-modular", "grok-teacher", "grok-mnist1d", "grok-mnist1d-delay"),
         ),
-        Study("lottery", "IMP tickets with rewinding and linear mode connectivity", ("lottery-mlp", "lottery-lmc")),
+        Study("lottery", "IMP tickets against both controls; linear mode connectivity", ("lottery-mlp", "lottery-lmc")),
         Study("prime-control", "the prime-count control in double descent and grokking", ("dd-mlp", "grok-modular")),
         Study(
             "cross-phenomenon",
