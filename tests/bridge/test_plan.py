@@ -247,12 +247,13 @@ def test_power_table_of_a_law_must_be_positive_and_a_table() -> None:
 
 @pytest.fixture
 def fake_power(monkeypatch):
-    """Replace the simulation with a record of the cells asked for: power = configurations / 10 (capped)."""
+    """Replace the simulation with a record of the cells asked for: power = configurations / 10 (capped), halved
+    when param_count is a control."""
     asked = []
 
     def fake(configs, seeds, effect, *, kind, reps, alpha, n_resamples):
         asked.append((kind.name, configs, seeds, effect))
-        rate = min(1.0, configs / 10)
+        rate = min(1.0, configs / 10) * (0.5 if "param_count" in kind.name else 1.0)
         return Power(Design(configs, seeds, effect), kind.name, rate, 0.0, 1 - rate, reps)
 
     monkeypatch.setattr(planned_power, "power", fake)
@@ -284,7 +285,11 @@ def test_power_rules_and_bounds(fake_power) -> None:
     assert high.effect == EFFECT_CAP and high.bound == "≥"
     # param_count: also the power without it
     with_pc = plan_hypotheses([_one('tests = ["kendall"]\n' + rank)], runs).hypotheses[0].power
-    assert any(n.startswith("if param_count is constant") for n in with_pc.notes)
+    assert (
+        with_pc.power == 0.3
+        and "if param_count is constant over these runs (the engine then leaves it out): power 0.60"
+        in " ".join(with_pc.notes)
+    )
     assert [c[0] for c in fake_power[-2:]] == [
         rank_kind(("kendall",), confounder=False).name,
         rank_kind(("kendall",), controls=("prime_count", "random_measure"), confounder=False).name,
