@@ -1,10 +1,11 @@
 """Built-in studies: spec files to run, a hypothesis file to preregister and test, a report to write.
 
-``run_study(name)`` (and ``unitheory study NAME``) preregisters the study's hypothesis file in the store, runs
-the missing runs of its specs (resumable: rerunning reuses every stored run), falsifies the hypotheses, saves
-the verdicts and fitted prediction bands in the store and writes the report. Quick and full variants use the
-same spec files (``--quick`` applies their ``[quick]`` tables); keep their stores apart, because a spec keeps
-its name in both.
+``run_study(name)`` (and ``unitheory study NAME``) preregisters the study's hypothesis file in the store, stores
+its plan (each hypothesis's design and power, :func:`plan_study`; ``unitheory study NAME --plan`` prints it and
+runs nothing), runs the missing runs of its specs (resumable: rerunning reuses every stored run), falsifies the
+hypotheses, saves the verdicts and fitted prediction bands in the store and writes the report. Quick and full
+variants use the same spec files (``--quick`` applies their ``[quick]`` tables); keep their stores apart, because
+a spec keeps its name in both.
 
 Studies (hypotheses in ``bridge/studies/NAME.toml``, specs in ``bridge/studies/specs/``):
 
@@ -117,6 +118,23 @@ def default_store(quick: bool) -> Path:
     return Path("unitheory-studies") / ("quick" if quick else "full")
 
 
+def plan_study(name: str | Study, *, quick: bool = False, reps: int | None = None):
+    """The study's plan (:class:`bridge.plan.StudyPlan`): for each hypothesis its configurations and seeds in
+    scope on the runs the specs will execute, the effect it claims and the calibration's power for that design
+    (``reps`` replications for a design the committed power table lacks; default
+    :data:`bridge.power.PLAN_REPS`). Runs nothing and opens no store."""
+    from bridge.hypothesis import load_hypotheses
+    from bridge.plan import plan_hypotheses, planned_runs
+    from bridge.power import PLAN_REPS
+    from empirics.spec import load_spec
+
+    study = name if isinstance(name, Study) else get_study(name)
+    reps = PLAN_REPS if reps is None else check_positive_int("reps", reps, owner="plan_study")
+    specs = [load_spec(p, quick=quick) for p in study.spec_paths()]
+    return plan_hypotheses(load_hypotheses(study.hypotheses), planned_runs(specs), study=study.name, quick=quick,
+                           reps=reps)  # fmt: skip
+
+
 def run_study(
     name: str | Study,
     *,
@@ -130,6 +148,7 @@ def run_study(
     random_state: int = 0,
     command: str | None = None,
     device: str = "cpu",
+    power_reps: int | None = None,
     log: Callable[[str], None] | None = print,
 ) -> StudyResult:
     """Preregister, run (resumably), falsify, save verdicts and prediction bands, and write the report.
@@ -145,12 +164,14 @@ def run_study(
         n_resamples: bootstrap resamples of every test interval and prediction band.
         random_state: seeds the bootstraps.
         device: where the runs train (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``; see ``run_sweep``).
+        power_reps: replications of the plan's power for a design the committed power table lacks
+            (:func:`plan_study`).
     """
     from bridge._progress import status
     from bridge.falsification import falsify
     from bridge.hypothesis import load_hypotheses
     from bridge.prereg import preregister
-    from bridge.report import build_report, save_predictions, save_verdicts
+    from bridge.report import build_report, save_predictions, save_verdicts, verdict_key
     from empirics.spec import load_spec
     from empirics.store import Store
     from empirics.sweep import run_sweep
@@ -163,8 +184,15 @@ def run_study(
     start = time.perf_counter()
     hypotheses = load_hypotheses(study.hypotheses)
     specs = [load_spec(p, quick=quick) for p in study.spec_paths()]
+    plan = plan_study(study, quick=quick, reps=power_reps)  # before any run: the design as planned
+    if log is not None:
+        flagged = [p.hypothesis for p in plan.hypotheses if p.under_powered]
+        log(f"plan: {len(flagged)} of {len(plan.hypotheses)} hypotheses under-powered"
+            + (f" ({', '.join(flagged)})" if flagged else ""))  # fmt: skip
     with Store(store or default_store(quick)) as db:
         preregister(study.hypotheses, db)
+        key = verdict_key(study.hypotheses)  # the plan of this version of the file, as its verdicts are keyed
+        db.put_result("plan", key, {**plan.to_payload(), "file": study.hypotheses.name, "key": key})
         sweeps = []
         for spec in specs:
             chosen = backend or ("pool" if workers > 1 else "local")
@@ -193,4 +221,4 @@ def run_study(
         return StudyResult(study.name, quick, Path(db.path), tuple(sweeps), report.verdict_frame(), html, wall)
 
 
-__all__ = ["STUDIES", "Study", "StudyResult", "default_store", "get_study", "run_study"]
+__all__ = ["STUDIES", "Study", "StudyResult", "default_store", "get_study", "plan_study", "run_study"]
