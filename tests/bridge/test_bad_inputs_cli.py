@@ -78,6 +78,7 @@ PROBES = [
     ),
     (["run", "{toy}", "--store", "{root}/s5", "--backend", "ray", "--address", "nowhere"], "'address' parameter"),
     (["run", "{toy}", "--store", "{newer}"], f"schema version {SCHEMA_VERSION + 1}, newer than this unitheory's"),
+    (["run", "{toy}", "--store", "{file}/sub"], "Cannot create a store at '{file}/sub': Not a directory"),
     # runs
     (["runs", "--store", "{root}/missing"], "No unitheory store at"),
     (["runs", "--store", "{file}"], "is a file, not a unitheory store (a directory holding store.sqlite)"),
@@ -88,6 +89,7 @@ PROBES = [
     (["runs", "--store", "{newer}"], "upgrade unitheory to read it"),
     # export
     (["export", "--store", "{good}", "-o", "{file}"], "'-o' parameter of unitheory export must be a directory"),
+    (["export", "--store", "{good}", "-o", "{file}/sub"], "but '{file}' on its way is a file, not a folder"),
     (["export", "--store", "{noise}", "-o", "{root}/out"], "is corrupt or not an SQLite database"),
     (["export", "--store", "{root}/missing", "-o", "{root}/out"], "No unitheory store at"),
     # report
@@ -97,6 +99,7 @@ PROBES = [
         "--file 'x.toml' matches no saved verdict",
     ),
     (["report", "--store", "{good}", "-o", "{file}"], "'-o' parameter of unitheory report must be a directory"),
+    (["report", "--store", "{good}", "-o", "{file}/sub/r"], "but '{file}' on its way is a file, not a folder"),
     (["report", "--store", "{foreign}", "-o", "{root}/r3"], "is an SQLite database but not a unitheory store"),
     # falsify
     (["falsify", "nofile.toml", "--store", "{root}/missing"], "No hypothesis file at 'nofile.toml'"),
@@ -109,6 +112,10 @@ PROBES = [
     # study
     (["study", "prime-control", "--quick", "-o", "{file}", "--store", "{root}/s7"], "'output' parameter of run_study"),
     (["study", "prime-control", "--quick", "--resamples", "0", "--store", "{root}/s8"], "'n_resamples' parameter"),
+    (  # refused before the study's runs, not when its report is written after them
+        ["study", "prime-control", "--quick", "-o", "{file}/report", "--store", "{root}/s9"],
+        "'output' parameter of run_study must be a directory (existing or not). Got '{file}/report', but '{file}' on",
+    ),
 ]
 
 
@@ -129,8 +136,16 @@ def _one_line_error(capsys, command: str, argv: list[str]) -> str:
 def test_bad_input_is_one_plain_line_with_exit_code_2(world, capsys, argv, fragment):
     start = time.monotonic()
     err = _one_line_error(capsys, argv[0], _argv(argv, world))
-    assert fragment in err
+    assert fragment.replace("{file}", str(world["file"])) in err
     assert time.monotonic() - start < 30  # refused at once: the Ray probe does not wait for a cluster
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_an_output_folder_this_user_may_not_write_is_refused_before_reading(world, capsys, monkeypatch, command):
+    """As root (CI) every folder is writable: os.access stands in for a folder of another user."""
+    monkeypatch.setattr("theory._validation.os.access", lambda path, mode: Path(path) != world["root"])
+    err = _one_line_error(capsys, command, [command, "--store", str(world["good"]), "-o", str(world["root"] / "o")])
+    assert f"this user may write. Got '{world['root'] / 'o'}', but '{world['root']}' is read-only for them." in err
 
 
 def test_a_full_disk_is_one_plain_line_and_the_stored_runs_stay(world, capsys, monkeypatch, tmp_path):

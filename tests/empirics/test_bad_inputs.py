@@ -72,6 +72,10 @@ def _missing(root: Path) -> Path:
     return root / "missing"
 
 
+def _under_a_file(root: Path) -> Path:
+    return _file(root) / "store"
+
+
 STORE_CASES: list[tuple[Callable[[Path], Path], dict, type[Exception], str]] = [
     (_file, {}, StoreError, "is a file, not a unitheory store"),
     (_db_dir, {}, StoreError, "is a directory, not an SQLite database file"),
@@ -81,6 +85,7 @@ STORE_CASES: list[tuple[Callable[[Path], Path], dict, type[Exception], str]] = [
     (_foreign, {}, StoreError, "is an SQLite database but not a unitheory store"),
     (_foreign_columns, {"readonly": True}, StoreError, "has a 'results' table that is not unitheory's"),
     (_newer, {}, StoreError, f"schema version {SCHEMA_VERSION + 1}, newer than this unitheory's"),
+    (_under_a_file, {}, StoreError, r"Cannot create a store at '.*/f/store': Not a directory"),
     (_missing, {"create": False}, FileNotFoundError, "No unitheory store at"),
     (_missing, {"readonly": True}, FileNotFoundError, "No unitheory store at"),
 ]
