@@ -25,6 +25,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("bridge.cli.predict", "theory quantities (eNTK, p_eff, measures, learning curve) of your own model"),
 }
 
+#: subcommands whose work is stored run by run, so an interrupted one resumes where it stopped
+RESUMABLE = ("run", "study")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -47,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, KeyError, OSError, ImportError) as err:  # bad input, a missing file, a store or a network
         print(f"unitheory {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: every run is written whole or not at all, and its lease ends with the driver
+        resume = (
+            "; the runs stored so far are kept: rerun the same command to resume" if args.command in RESUMABLE else ""
+        )
+        print(f"unitheory {args.command}: interrupted{resume}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -148,6 +148,30 @@ def test_an_output_folder_this_user_may_not_write_is_refused_before_reading(worl
     assert f"this user may write. Got '{world['root'] / 'o'}', but '{world['root']}' is read-only for them." in err
 
 
+def test_ctrl_c_is_one_plain_line_with_exit_code_130_and_the_stored_runs_stay(world, capsys, monkeypatch, tmp_path):
+    """Ctrl-C during the second run: no KeyboardInterrupt traceback, the first run stored, no lease left behind."""
+    import empirics.sweep
+
+    execute_run, calls = empirics.sweep.execute_run, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return execute_run(*args, **kwargs)
+
+    monkeypatch.setattr(empirics.sweep, "execute_run", interrupted)
+    spec = tmp_path / "two.toml"
+    spec.write_text(TOY.replace("[params]", "seeds = [0, 1]\n[params]"))
+    capsys.readouterr()
+    assert bridge.cli.main(["run", str(spec), "--store", str(tmp_path / "store")]) == 130
+    err = capsys.readouterr().err
+    assert err == "unitheory run: interrupted; the runs stored so far are kept: rerun the same command to resume\n"
+    with Store(tmp_path / "store", readonly=True) as store:
+        assert len(store.runs()) == 1
+        assert store._conn.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0
+
+
 def test_a_full_disk_is_one_plain_line_and_the_stored_runs_stay(world, capsys, monkeypatch, tmp_path):
     shutil.copytree(world["good"], tmp_path / "store")
     before = Store(tmp_path / "store", readonly=True).runs()
