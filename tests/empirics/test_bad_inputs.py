@@ -128,6 +128,31 @@ def test_load_spec_refuses_bad_specs_naming_the_key(tmp_path, text, options, err
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
 
 
+SPEC = b"name = 'x'\nphenomenon = 'double_descent_mlp'\n"
+#: (files written beside the spec, the spec's bytes, fragment): a plugin whose own code fails, an unreadable spec
+FILE_CASES: dict[str, tuple[dict[str, bytes], bytes, str]] = {
+    "plugin with a syntax error": (
+        {"broken.py": b"def f(:\n"}, SPEC + b"plugins = ['broken.py']", "raised SyntaxError: invalid syntax",
+    ),
+    "plugin that raises": (
+        {"raises.py": b"raise RuntimeError('plugin exploded')\n"}, SPEC + b"plugins = ['raises.py']",
+        r"key 'plugins': cannot import: importing plugin '.*raises.py' raised RuntimeError: plugin exploded",
+    ),
+    "spec that is not UTF-8": ({}, b"\xff\xfe" + SPEC, r"key '<file>': not UTF-8 text \(invalid start byte at byte 0"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(FILE_CASES))
+def test_load_spec_names_a_failing_plugin_or_an_unreadable_file(tmp_path, case):
+    files, spec, fragment = FILE_CASES[case]
+    for name, content in {**files, "bad.toml": spec}.items():
+        (tmp_path / name).write_bytes(content)
+    for _ in range(2):  # a failed plugin is not kept half-imported: loading the spec again fails again
+        with pytest.raises(SpecError, match=fragment) as caught:
+            load_spec(tmp_path / "bad.toml")
+        assert "\n" not in str(caught.value)
+
+
 DICT_CASES: list[tuple[dict, str]] = [
     ({"name": "x", "phenomenon": "double_descent_mlp", "seeds": [2**63]}, "key 'seeds': expected a non-empty list"),
     ({"name": "x", "phenomenon": {"a": 1}}, "key 'phenomenon': expected the name of a registered phenomenon"),
