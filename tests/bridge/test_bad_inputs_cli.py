@@ -119,6 +119,33 @@ PROBES = [
 ]
 
 
+#: hypotheses that do not fit the store's runs: 'falsify' exits 0 with an inconclusive verdict saying why
+MISMATCHED = {
+    "a misspelt axis": (
+        'scope = { specs = ["toy"], axes = ["widht"] }\nprediction = { kind = "rank" }\ntests = ["kendall"]',
+        "scope.axes names ['widht'], which no run in scope has, so its configurations cannot be formed.",
+    ),
+    "a scope that matches no run": (
+        'scope = { specs = ["toyy"], axes = ["width"] }\nprediction = { kind = "rank" }\ntests = ["kendall"]',
+        "no run of the store is in scope (scope.specs = ['toyy']).",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MISMATCHED))
+def test_a_hypothesis_that_does_not_fit_the_runs_is_inconclusive_with_the_reason(world, capsys, tmp_path, case):
+    """Before: a misspelt axis was dropped silently (Kendall's interval then resampled seeds as independent runs, psi
+    failed with 'must name at least one axis. Got []'), and an empty scope read 'the runs ... do not record'."""
+    body, reason = MISMATCHED[case]
+    path = tmp_path / "h.toml"
+    path.write_text(f'[[hypothesis]]\nname = "h"\nquantity = "prime_count"\noutcome = "final_test_loss"\n{body}\n')
+    shutil.copytree(world["good"], tmp_path / "store")  # falsify saves its verdicts: leave the shared store alone
+    capsys.readouterr()
+    assert bridge.cli.main(["falsify", str(path), "--store", str(tmp_path / "store"), "--resamples", "49"]) == 0
+    out = capsys.readouterr().out
+    assert f"h           inconclusive  {reason}" in out
+
+
 def _argv(argv: list[str], world: dict) -> list[str]:
     return [a.format(**world) for a in argv]
 
