@@ -316,16 +316,19 @@ def _check_spec(spec: ExperimentSpec) -> None:
     malformed = [p for p in spec.plugins if not _plugin_name(p)]
     if malformed:
         raise SpecError(src, "plugins", f"expected dotted module names or .py paths, got {malformed!r}")
+    # The controls are recorded on every run and enter its run_id: register them whatever was imported before, so
+    # that a fresh process (a CLI call, a pool or Ray worker) computes the same run ids as this one; and before the
+    # plugins, so that a plugin reusing a built-in quantity's name is refused as it registers it.
+    if any(q not in QUANTITIES for q in (*spec.record.quantities, *CONTROL_QUANTITIES)):
+        load_builtin_quantities()
     try:
         load_plugins(spec.plugins)
     except (ImportError, FileNotFoundError) as err:
         raise SpecError(src, "plugins", f"cannot import: {err}") from None
-    # The controls are recorded on every run and enter its run_id: register them whatever was imported before, so
-    # that a fresh process (a CLI call, a pool or Ray worker) computes the same run ids as this one.
-    if any(q not in QUANTITIES for q in (*spec.record.quantities, *CONTROL_QUANTITIES)):
-        load_builtin_quantities()
     try:
         phenomenon = find_phenomenon(spec.phenomenon)
+        if not type(phenomenon).__module__.startswith("empirics.phenomena."):
+            get_phenomenon(spec.phenomenon)  # a plugin's phenomenon: importing the built-ins refuses one's name
     except ValueError as err:
         raise SpecError(src, "phenomenon", str(err)) from None
     defaults = phenomenon.parameters
