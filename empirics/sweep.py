@@ -177,7 +177,7 @@ def run_sweep(
 
     Args:
         spec: a validated spec (apply ``quick_variant()`` first for quick runs).
-        store: a :class:`Store` or its directory.
+        store: a :class:`Store`, or its directory (then opened once the options are valid, and closed at the end).
         backend: a :class:`Backend` (default ``"local"``).
         workers: processes of the ``pool`` backend (``local`` requires 1; Ray uses the cluster's CPUs).
         address: Ray cluster address: ``"auto"``, ``"HOST:PORT"`` or ``"ray://HOST:PORT"`` (``None``: the running
@@ -205,25 +205,28 @@ def run_sweep(
     device = check_device("device", device, owner="run_sweep", available=backend is not Backend.RAY)
     _check_phenomenon_device(find_phenomenon(spec.phenomenon), device)
     device = str(device)
+    if backend is Backend.RAY:
+        _check_ray_address(address)
     start = time.perf_counter()
-    store = store if isinstance(store, Store) else Store(store)
-    configs = list({c.run_id: c for c in spec.runs()}.values())
-    done = store.run_ids()
-    todo = [c for c in configs if c.run_id not in done]
-    executed = by_others = 0
-    disable = os.environ.get("UNITHEORY_PROGRESS") == "0" or not sys.stderr.isatty()
-    if todo:
-        kwargs = dict(threads=threads, workers=workers, address=address, max_retries=max_retries, device=device)
-        executor = _EXECUTORS[backend](**kwargs)
-        with tqdm(total=len(todo), desc=spec.name, unit="run", disable=disable) as bar, executor:
-            for result in _drive(store, todo, executor):
-                if result is None:  # stored by another driver meanwhile
-                    by_others += 1
-                else:
-                    executed += 1
-                    if log is not None:
-                        (log if disable else tqdm.write)(_run_line(result))
-                bar.update(1)
+    # a path is opened only now that the options are valid (a bad option leaves no empty store behind)
+    with contextlib.nullcontext(store) if isinstance(store, Store) else Store(store) as store:
+        configs = list({c.run_id: c for c in spec.runs()}.values())
+        done = store.run_ids()
+        todo = [c for c in configs if c.run_id not in done]
+        executed = by_others = 0
+        disable = os.environ.get("UNITHEORY_PROGRESS") == "0" or not sys.stderr.isatty()
+        if todo:
+            kwargs = dict(threads=threads, workers=workers, address=address, max_retries=max_retries, device=device)
+            executor = _EXECUTORS[backend](**kwargs)
+            with tqdm(total=len(todo), desc=spec.name, unit="run", disable=disable) as bar, executor:
+                for result in _drive(store, todo, executor):
+                    if result is None:  # stored by another driver meanwhile
+                        by_others += 1
+                    else:
+                        executed += 1
+                        if log is not None:
+                            (log if disable else tqdm.write)(_run_line(result))
+                    bar.update(1)
     wall_s = time.perf_counter() - start
     summary = SweepSummary(spec.name, len(configs), len(configs) - len(todo), executed, wall_s, by_others)
     if log is not None:
@@ -376,8 +379,7 @@ class _Ray(_Executor):
             raise ImportError("The Ray backend needs Ray: pip install 'unitheory[ray]'.") from None
         self.ray, self.threads, self.device, self.pending = ray, threads, device, []
         self.started = not ray.is_initialized()
-        if self.started:
-            _check_ray_address(address)
+        if self.started:  # the address was checked by run_sweep, before the store was opened
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False)
             except ConnectionError as err:

@@ -72,6 +72,7 @@ PROBES = [
     (["run", "nofile.toml"], "No spec file 'nofile.toml' and no built-in spec of that name"),
     (["run", "{toy}", "--store", "{file}"], "is a file, not a unitheory store"),
     (["run", "{toy}", "--store", "{root}/s3", "--workers", "0"], "'workers' parameter of run_sweep must be a positive"),
+    (["run", "{toy}", "--store", "{root}/s3d", "--device", "cuda:7"], "'device' parameter of run_sweep must be"),
     (
         ["run", "{toy}", "--store", "{root}/s4", "--backend", "ray", "--address", "127.0.0.1:1"],
         "No Ray cluster answers",
@@ -162,9 +163,14 @@ def _one_line_error(capsys, command: str, argv: list[str]) -> str:
 @pytest.mark.parametrize(("argv", "fragment"), PROBES, ids=[f"{a[0]}: {f[:40]}" for a, f in PROBES])
 def test_bad_input_is_one_plain_line_with_exit_code_2(world, capsys, argv, fragment):
     start = time.monotonic()
-    err = _one_line_error(capsys, argv[0], _argv(argv, world))
+    argv = _argv(argv, world)
+    store = Path(argv[argv.index("--store") + 1]) if "--store" in argv else None
+    existed = store is not None and store.exists()
+    err = _one_line_error(capsys, argv[0], argv)
     assert fragment.replace("{file}", str(world["file"])) in err
     assert time.monotonic() - start < 30  # refused at once: the Ray probe does not wait for a cluster
+    if argv[0] == "run" and store is not None and not existed:  # a bad option is refused before the store exists
+        assert not store.exists()
 
 
 @pytest.mark.parametrize("command", ["export", "report"])
