@@ -34,6 +34,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -336,21 +337,42 @@ class _Local(_Executor):
 
 
 class _Pool(_Executor):
-    """A ``spawn`` process pool whose workers exit when the driver dies (:func:`_exit_with_parent`)."""
+    """A ``spawn`` process pool whose workers exit when the driver dies (:func:`_exit_with_parent`).
+
+    A worker that dies (``kill -9``, the out-of-memory killer) breaks the pool and every run in flight with it: the
+    runs that finished are still returned to be written, then :meth:`wait` raises ``ChildProcessError`` naming the
+    lost runs (rerunning the command executes them).
+    """
 
     def __init__(self, *, threads: int, workers: int, device: str, **_: object) -> None:
-        self.threads, self.device, self.capacity, self.futures = threads, device, workers, set()
+        self.threads, self.device, self.capacity = threads, device, workers
+        self.futures: dict[concurrent.futures.Future, RunConfig] = {}
+        self.broken: ChildProcessError | None = None
         context = multiprocessing.get_context("spawn")
         self.pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
         )
 
     def submit(self, config: RunConfig) -> None:
-        self.futures.add(self.pool.submit(execute_run, config, threads=self.threads, device=self.device))
+        self.futures[self.pool.submit(execute_run, config, threads=self.threads, device=self.device)] = config
 
     def wait(self, timeout: float | None) -> list[RunResult]:
-        done, self.futures = concurrent.futures.wait(self.futures, timeout, concurrent.futures.FIRST_COMPLETED)
-        return [future.result() for future in done]
+        if self.broken is not None:
+            raise self.broken
+        done, _ = concurrent.futures.wait(self.futures, timeout, concurrent.futures.FIRST_COMPLETED)
+        results, lost = [], []
+        for future in done:
+            config = self.futures.pop(future)
+            try:
+                results.append(future.result())
+            except BrokenProcessPool:
+                lost.append(config.run_id)
+        if lost:
+            self.broken = ChildProcessError(
+                f"A pool worker died (killed, or out of memory?) while runs {sorted(lost)} were in flight; the runs "
+                "stored so far are kept: rerun the same command to resume."
+            )
+        return results
 
     def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -217,6 +217,19 @@ def test_ctrl_c_is_one_plain_line_with_exit_code_130_and_the_stored_runs_stay(wo
         assert store._conn.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0
 
 
+def test_a_dead_pool_worker_is_one_plain_line_and_rerunning_resumes(world, capsys, tmp_path):
+    """A worker killed mid-run (the toy's crash_marker: os._exit on a first attempt) broke the pool with a
+    BrokenProcessPool traceback; now one line naming the lost run, and the same command then completes."""
+    spec = tmp_path / "crash.toml"
+    spec.write_text(TOY.replace("steps = 4", f"steps = 4\ncrash_marker = '{tmp_path / 'crashed'}'"))
+    argv = ["run", str(spec), "--store", str(tmp_path / "store"), "--backend", "pool"]
+    err = _one_line_error(capsys, "run", argv)
+    assert "A pool worker died (killed, or out of memory?) while runs [" in err and "rerun the same command" in err
+    assert bridge.cli.main(argv) == 0
+    with Store(tmp_path / "store", readonly=True) as store:
+        assert len(store.runs()) == 1
+
+
 def test_a_full_disk_is_one_plain_line_and_the_stored_runs_stay(world, capsys, monkeypatch, tmp_path):
     shutil.copytree(world["good"], tmp_path / "store")
     before = Store(tmp_path / "store", readonly=True).runs()
