@@ -8,6 +8,7 @@ tests/empirics/test_bad_inputs.py; commands on a read-only store: tests/empirics
 
 from __future__ import annotations
 
+import errno
 import shutil
 import sqlite3
 import time
@@ -228,6 +229,28 @@ def test_a_dead_pool_worker_is_one_plain_line_and_rerunning_resumes(world, capsy
     assert bridge.cli.main(argv) == 0
     with Store(tmp_path / "store", readonly=True) as store:
         assert len(store.runs()) == 1
+
+
+def test_a_full_disk_while_exporting_says_so_and_that_the_store_is_untouched(world, capsys, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Store, "export", full)
+    err = _one_line_error(capsys, "export", ["export", "--store", str(world["good"]), "-o", str(world["root"] / "x")])
+    assert "the disk is full (No space left on device) while writing the output, which is incomplete; nothing" in err
+
+
+def test_a_reader_that_stops_reading_gets_no_broken_pipe_message(world, capsys, monkeypatch):
+    """'unitheory runs | head -3' printed 'unitheory runs: error: [Errno 32] Broken pipe' when head exited."""
+    import bridge.cli.runs
+
+    def gone(*args, **kwargs):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(bridge.cli.runs, "describe", gone)
+    capsys.readouterr()
+    assert bridge.cli.main(["runs", "--store", str(world["good"])]) == 141
+    assert capsys.readouterr().err == ""
 
 
 def test_a_full_disk_is_one_plain_line_and_the_stored_runs_stay(world, capsys, monkeypatch, tmp_path):
