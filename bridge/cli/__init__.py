@@ -57,8 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, KeyError, OSError, ImportError) as err:  # bad input, a missing file, a store or a network
         if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):  # a store's own is a StoreError
             err = (
-                f"the disk is full ({err.strerror}) while writing the output, which is incomplete; nothing was "
-                "written to the store. Free some space and rerun the same command."
+                f"the disk is full ({err.strerror}) while writing the output, which is incomplete; the store keeps "
+                "all it held. Free some space and rerun the same command."
             )
         print(f"unitheory {args.command}: error: {err}", file=sys.stderr)
         return 2

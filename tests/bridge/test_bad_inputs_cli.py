@@ -237,7 +237,7 @@ def test_a_full_disk_while_exporting_says_so_and_that_the_store_is_untouched(wor
 
     monkeypatch.setattr(Store, "export", full)
     err = _one_line_error(capsys, "export", ["export", "--store", str(world["good"]), "-o", str(world["root"] / "x")])
-    assert "the disk is full (No space left on device) while writing the output, which is incomplete; nothing" in err
+    assert "the disk is full (No space left on device) while writing the output, which is incomplete; the store" in err
 
 
 def test_a_reader_that_stops_reading_gets_no_broken_pipe_message(world, capsys, monkeypatch):
