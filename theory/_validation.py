@@ -32,6 +32,14 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = False, owner
     return value
 
 
+def check_seed(name: str, value: Any, *, owner: str | None = None) -> int:
+    """Return ``value`` if it is an int >= 0 (a seed numpy's generators accept); else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        where = f" of {owner}" if owner else ""
+        raise ValueError(f"The {name!r} parameter{where} must be a non-negative int (a seed). Got {value!r} instead.")
+    return value
+
+
 def check_output_dir(name: str, path: str | Path, *, owner: str | None = None) -> Path:
     """Return ``Path(path)`` if it is a directory, or does not exist yet and can be created (it is created later);
     else raise ``ValueError``: an existing file there, a file on its way (``file.txt/out``) or a folder this user

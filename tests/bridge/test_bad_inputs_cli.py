@@ -110,17 +110,20 @@ PROBES = [
     (["report", "--store", "{good}", "-o", "{file}"], "'-o' parameter of unitheory report must be a directory"),
     (["report", "--store", "{good}", "-o", "{file}/sub/r"], "but '{file}' on its way is a file, not a folder"),
     (["report", "--store", "{foreign}", "-o", "{root}/r3"], "is an SQLite database but not a unitheory store"),
+    (["report", "--store", "{good}", "-o", "{root}/r4", "--seed", "-2"], "must be a non-negative int (a seed)"),
     # falsify
     (["falsify", "nofile.toml", "--store", "{root}/missing"], "No hypothesis file at 'nofile.toml'"),
     (["falsify", "{bad_hypotheses}", "--store", "{good}"], "bad_hypotheses.toml"),
     (["falsify", "{hypotheses}", "--store", "{root}/missing"], "No unitheory store at"),
     (["falsify", "{hypotheses}", "--store", "{good}", "--resamples", "0"], "'--resamples' parameter"),
+    (["falsify", "{hypotheses}", "--store", "{good}", "--seed", "-1"], "'--seed' parameter of unitheory falsify must"),
     # prereg
     (["prereg", "nofile.toml", "--store", "{root}/s6"], "No hypothesis file at 'nofile.toml'"),
     (["prereg", "{hypotheses}", "--store", "{truncated}"], "is corrupt or not an SQLite database"),
     # study
     (["study", "prime-control", "--quick", "-o", "{file}", "--store", "{root}/s7"], "'output' parameter of run_study"),
     (["study", "prime-control", "--quick", "--resamples", "0", "--store", "{root}/s8"], "'n_resamples' parameter"),
+    (["study", "prime-control", "--quick", "--seed", "-1", "--store", "{root}/s8"], "'--seed' parameter of unitheory"),
     (  # refused before the study's runs, not when its report is written after them
         ["study", "prime-control", "--quick", "-o", "{file}/report", "--store", "{root}/s9"],
         "'output' parameter of run_study must be a directory (existing or not). Got '{file}/report', but '{file}' on",

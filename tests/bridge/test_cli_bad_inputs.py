@@ -25,6 +25,7 @@ NTK = {
     "z = 0": (["--z", "0"], r"'z' parameter of unitheory ntk must be a real number in \(0, inf\]"),
     "z = nan": (["--z", "nan"], "'z' parameter of unitheory ntk"),
     "threads = 0": (["--threads", "0"], "'threads' parameter"),
+    "seed = -1": (["--seed", "-1"], r"'seed' parameter of unitheory ntk must be a non-negative int \(a seed\). Got -1"),
     "a kernel larger than memory": (
         ["--n", "100000"],
         r"about 32,000,000,000,000 bytes \(32 TB: a \(100000, 100000, 10, 10\) float64 kernel and 24 TB of copies "
