@@ -281,6 +281,10 @@ def _prediction(r: _Reader, quantity: str, outcome: str, data: frozenset[str] = 
         p0 = r.get("p0", dict, {}, what="a table of parameter start values")
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in p0.values()):
             r.fail("p0", f"start values must be numbers, got {p0!r}")
+        columns = data | {quantity, outcome}
+        free = sorted(dict.fromkeys(s for s in (*expr.symbols, *null.symbols) if s not in columns))
+        if unknown := sorted(set(p0) - set(free)):
+            r.fail("p0", f"names {unknown}, not a free parameter of the expression or the null {free}")
         fit_on = r.get("fit_on", (str, int, float), None, what="an environment value")
         out = Prediction(
             kind,

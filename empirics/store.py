@@ -188,7 +188,13 @@ class Store:
         if not self.db_path.is_file():
             if readonly or not create:
                 raise FileNotFoundError(f"No unitheory store at {str(self.path)!r} (expected {DB_NAME} there).")
-            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as err:  # a file on the way, or a folder this user may not write
+                raise StoreError(
+                    f"Cannot create a store at {str(self.path)!r}: {err.strerror or err} ({str(err.filename)!r}); "
+                    f"choose a path in a folder this user may write."
+                ) from None
         try:
             self._conn = self._connect()
             self._check_schema()

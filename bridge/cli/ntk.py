@@ -43,9 +43,10 @@ def execute(args: argparse.Namespace) -> int:
 
     from empirics.models import build_model
     from theory import check_kernel_memory, effective_dimension, empirical_ntk, kernel_eigh, resolve_implementation
-    from theory._validation import check_in_range, check_positive_int
+    from theory._validation import check_in_range, check_positive_int, check_seed
 
     check_positive_int("n", args.n, owner="unitheory ntk")
+    check_seed("seed", args.seed, owner="unitheory ntk")
     check_positive_int("width", args.width, owner="unitheory ntk")
     if args.z is not None:
         check_in_range("z", args.z, 0, None, inclusive=(False, True), owner="unitheory ntk")

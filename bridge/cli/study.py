@@ -45,11 +45,13 @@ def execute(args: argparse.Namespace) -> int:
 
 def _study(args: argparse.Namespace) -> int:
     from bridge.studies import plan_study, run_study
+    from theory._validation import check_seed
 
     if args.plan:
         print(plan_study(args.name, quick=args.quick, reps=args.power_reps).summary())
         return 0
 
+    check_seed("--seed", args.seed, owner="unitheory study")  # checked by falsify only after every run
     output = args.output or f"reports/{args.name}{'-quick' if args.quick else ''}"
     result = run_study(
         args.name, quick=args.quick, store=args.store, output=output, workers=args.workers, backend=args.backend,

@@ -269,11 +269,11 @@ def quantity_panels(
     fig, axes = plt.subplots(1, len(drawn), figsize=(PANEL[0] * len(drawn), PANEL[1]), squeeze=False)
     colour = colour_by if colour_by and colour_by in table.columns else None
     colours = palette(table[colour]) if colour else None
+    markers = {v: MARKERS[j % len(MARKERS)] for j, v in enumerate(colours or [])} or True  # cycled: any level count
     for i, (ax, subject) in enumerate(zip(axes[0], drawn, strict=True)):
         data = table.dropna(subset=[subject, outcome])
         sns.scatterplot(data=data, x=subject, y=outcome, hue=colour, palette=colours, hue_order=list(colours or []),
-                        style=colour, markers=dict(zip(colours or [], MARKERS, strict=False)) or True, ax=ax, s=36,
-                        alpha=0.85, legend=i == 0)  # fmt: skip
+                        style=colour, markers=markers, ax=ax, s=36, alpha=0.85, legend=i == 0)  # fmt: skip
         if data[subject].nunique() > 1:
             band = {"ci": 95, "n_boot": N_BOOT, "seed": seed}
             logx = log_scaled(data[subject])  # a straight line in log x where the axis is logarithmic

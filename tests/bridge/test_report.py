@@ -492,6 +492,16 @@ def test_constant_controls_get_no_panel_and_few_valued_subjects_are_flagged(buil
     assert "q takes only" not in md and "random_measure takes only" not in md
 
 
+def test_quantity_panels_cycle_markers_over_more_sweep_levels_than_markers(figures_kept, tmp_path) -> None:
+    """The full double-descent study colours by n_features with 11 levels: the panels ran out of the 8 markers
+    ('These `markers` levels are missing values') and the study ended after all its runs without its report."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"n_features": np.repeat(np.arange(1, 12) * 100.0, 3), "q": rng.normal(size=33)})
+    table["test_error"] = table["q"] + rng.normal(size=33)
+    plotted = _figures.quantity_panels(table, ["q"], "test_error", "n_features", tmp_path / "q.png")
+    assert plotted.data["panels"] == ["q"] and len(figures_kept[0].axes) == 1
+
+
 def test_report_and_prediction_bands_print_no_warnings(built, tmp_path) -> None:
     root, _, _, hypotheses = built
     with warnings.catch_warnings(record=True) as caught, Store(root / "store") as store:
