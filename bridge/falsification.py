@@ -4,8 +4,8 @@ and a tidy report that can be stored with ``put_result("verdict", ...)`` and reb
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pandas as pd
 import sympy
 from scipy import stats
 
+from bridge._progress import progress
 from bridge.hypothesis import Hypothesis, Kind, Over, Test, load_hypotheses
 from bridge.prereg import PreregStatus, prereg_status
 from bridge.stats import (
@@ -38,11 +39,21 @@ from bridge.stats import (
     tost,
 )
 from bridge.tables import StoreLike, hypothesis_table
-from bridge.verdicts import ControlsTested, HypothesisVerdict, Verdict, beats_control, decide, evidence, judge
+from bridge.verdicts import (
+    ControlsTested,
+    HypothesisVerdict,
+    RowKey,
+    Verdict,
+    compare_with_control,
+    decide,
+    evidence,
+    judge,
+)
 from theory._validation import check_positive_int
 
 #: the spline design of the partial rank correlation (columns per confounder), when the runs allow it
 SPLINE_DF = 4
+_RANK_TESTS = (Test.KENDALL, Test.PSI, Test.CMI, Test.CMI_PGDL, Test.PARTIAL, Test.ROBUST)
 
 COLUMNS = [
     "hypothesis", "test", "subject", "role", "environment", "statistic", "pvalue", "p_for", "p_against", "p_holm",
@@ -83,6 +94,16 @@ class FalsificationReport:
             [{"hypothesis": v.hypothesis, "verdict": v.verdict.value, "reason": v.reason} for v in self.verdicts]
         )
 
+    def deciding_row(self, hypothesis: str) -> pd.Series | None:
+        """The test row that decided ``hypothesis``'s verdict (``HypothesisVerdict.decided_by``), or None."""
+        key = self.verdict(hypothesis).decided_by
+        if key is None:
+            return None
+        t = self.tests
+        match = t[(t["hypothesis"] == hypothesis) & (t["test"] == key.test) & (t["subject"] == key.subject)
+                  & (t["role"] == key.role) & (t["environment"] == key.environment)]  # fmt: skip
+        return match.iloc[0] if len(match) else None
+
     def verdict(self, hypothesis: str) -> HypothesisVerdict:
         for v in self.verdicts:
             if v.hypothesis == hypothesis:
@@ -103,8 +124,14 @@ class FalsificationReport:
         return {
             "tests": tests.to_dict(orient="records"),
             "verdicts": [
-                {"hypothesis": v.hypothesis, "verdict": v.verdict.value, "reason": v.reason} for v in self.verdicts
-            ],
+                {
+                    "hypothesis": v.hypothesis,
+                    "verdict": v.verdict.value,
+                    "reason": v.reason,
+                    "decided_by": None if v.decided_by is None else asdict(v.decided_by),
+                }
+                for v in self.verdicts
+            ],  # fmt: skip
             "prereg": None if self.prereg is None else dict(self.prereg.__dict__),
         }
 
@@ -112,8 +139,10 @@ class FalsificationReport:
     def from_payload(cls, payload: Mapping[str, Any]) -> FalsificationReport:
         tests = pd.DataFrame(payload["tests"], columns=COLUMNS)
         verdicts = tuple(
-            HypothesisVerdict(v["hypothesis"], Verdict(v["verdict"]), v["reason"]) for v in payload["verdicts"]
-        )
+            HypothesisVerdict(v["hypothesis"], Verdict(v["verdict"]), v["reason"],
+                              RowKey(**v["decided_by"]) if v.get("decided_by") else None)
+            for v in payload["verdicts"]
+        )  # fmt: skip
         prereg = PreregStatus(**payload["prereg"]) if payload.get("prereg") else None
         return cls(tests, verdicts, prereg)
 
@@ -124,6 +153,55 @@ class _Seeds:
 
     def __call__(self) -> int:
         return int(self.rng.integers(2**31))
+
+
+def _fingerprint(value: Any) -> Any:
+    """A hashable summary of a test's argument: the values of tables and arrays (hashed), else the value."""
+    if isinstance(value, pd.DataFrame):
+        return ("frame", tuple(value.columns), pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes())
+    if isinstance(value, pd.Series):
+        return ("series", pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes())
+    if isinstance(value, np.ndarray):
+        return ("array", value.shape, pd.util.hash_array(value.ravel()).tobytes())
+    if isinstance(value, list | tuple):
+        return tuple(_fingerprint(v) for v in value)
+    return value
+
+
+class _Memo:
+    """Resampling tests computed once per falsification run: a call with the same data and options as an earlier
+    one (e.g. the same control comparison in two hypotheses of one file) returns the earlier result, whatever its
+    resampling seed, so the report shows one interval for one test."""
+
+    def __init__(self) -> None:
+        self.results: dict[Any, TestResult] = {}
+
+    def __call__(self, test: Callable[..., TestResult], *args: Any, **kwargs: Any) -> TestResult:
+        options = tuple((k, _fingerprint(v)) for k, v in sorted(kwargs.items()) if k != "random_state")
+        key = (test.__module__, test.__qualname__, _fingerprint(args), options)
+        if key not in self.results:
+            self.results[key] = test(*args, **kwargs)
+        return self.results[key]
+
+
+def _constant_why(data: pd.DataFrame, columns: Sequence[str]) -> str | None:
+    """Why a rank statistic of ``columns`` is undefined on ``data``: too few runs, or a constant column; None if
+    neither."""
+    if len(data) < 2:
+        return f"{len(data)} run{'s' if len(data) != 1 else ''} in scope (a rank statistic needs at least 2)"
+    for c in columns:
+        values = data[c].dropna().unique() if c in data.columns else []
+        if len(values) == 1:
+            return f"{c} is constant (= {values[0]:.4g}) over the {len(data)} runs in scope"
+    return None
+
+
+def _explained(result: TestResult, data: pd.DataFrame, columns: Sequence[str]) -> TestResult:
+    """``result`` with ``details["why"]`` saying why its statistic is undefined (when it is and nothing says so)."""
+    if np.isfinite(result.statistic) or "why" in result.details:
+        return result
+    why = _constant_why(data, columns)
+    return result if why is None else replace(result, details={**result.details, "why": why})
 
 
 def _substitute(expr, old: str, new: str):
@@ -164,7 +242,14 @@ def _groups(frame: pd.DataFrame, columns: list[str], steps: bool) -> np.ndarray 
 
 
 def _partial(
-    h: Hypothesis, data: pd.DataFrame, subject: str, columns: list[str], level: float, margin: float | None, **kw
+    h: Hypothesis,
+    data: pd.DataFrame,
+    subject: str,
+    columns: list[str],
+    level: float,
+    margin: float | None,
+    memo: _Memo,
+    **kw,
 ) -> TestResult:
     """The partial rank correlation, with the spline design when the runs allow it, else the rank design."""
     confounders = [c for c in h.confounders if c in data.columns and c != subject]
@@ -175,14 +260,14 @@ def _partial(
         why = f"{len(part)} runs are too few for {len(confounders)} confounders"
         return TestResult("Partial rank correlation", np.nan, np.nan, len(part), details={"why": why})
     groups = _groups(part, columns, False)
-    return partial_rank_correlation(
-        part, subject, h.outcome, confounders, method=method, spline_df=SPLINE_DF, groups=groups,
-        confidence_level=level, margin=margin, **kw,
+    return memo(
+        partial_rank_correlation, part, subject, h.outcome, confounders, method=method, spline_df=SPLINE_DF,
+        groups=groups, confidence_level=level, margin=margin, **kw,
     )  # fmt: skip
 
 
 def _run_tests(
-    h: Hypothesis, table: pd.DataFrame, subject: str, role: str, seeds: _Seeds, n_resamples: int
+    h: Hypothesis, table: pd.DataFrame, subject: str, role: str, seeds: _Seeds, n_resamples: int, memo: _Memo
 ) -> list[_Row]:
     """Every declared test of ``h`` with ``subject`` (the quantity or a control) as the explanatory column."""
     pred, out, rows = h.prediction, h.outcome, []
@@ -201,7 +286,9 @@ def _run_tests(
 
     oriented = data.assign(_q=sign * data[subject]) if subject in data.columns else data
 
-    def add(test: Test, result: TestResult, environment: str = "all") -> None:
+    def add(test: Test, result: TestResult, environment: str = "all", part: pd.DataFrame = data) -> None:
+        if test in _RANK_TESTS:
+            result = _explained(result, part, [out, subject])
         rows.append(_Row(h.name, test, subject, role, environment, result, sign))
 
     def rank_test(part: pd.DataFrame, g: np.ndarray | None) -> TestResult:
@@ -209,33 +296,41 @@ def _run_tests(
             return kendall_over_steps(
                 part, subject, out, groups=g, direction=sign, confidence_level=level, margin=margin
             )
-        return kendall_tau(part[subject], part[out], groups=g, confidence_level=level, margin=margin, **resampling())
+        return memo(
+            kendall_tau, part[subject], part[out], groups=g, confidence_level=level, margin=margin, **resampling()
+        )
 
     for test in h.tests:
         if test is Test.KENDALL:
             add(test, rank_test(data, groups))
             for env in envs:
                 part = data[data[env_col].astype(str) == env].reset_index(drop=True)
-                add(test, rank_test(part, _groups(part, axes, steps)), env)
+                add(test, rank_test(part, _groups(part, axes, steps)), env, part)
         elif test is Test.PSI:
-            psi = granulated_kendall(data, subject, out, axes, groups=groups, confidence_level=level, **resampling())
+            psi = memo(
+                granulated_kendall, data, subject, out, axes, groups=groups, confidence_level=level, **resampling()
+            )
             add(test, psi)
         elif test in (Test.CMI, Test.CMI_PGDL):
             method = CMIMethod.JIANG if test is Test.CMI else CMIMethod.PGDL
-            cmi = conditional_mutual_information(
-                data, subject, out, axes, method=method, direction=sign, groups=groups, **resampling()
-            )
+            cmi = memo(
+                conditional_mutual_information, data, subject, out, axes, method=method, direction=sign,
+                groups=groups, **resampling(),
+            )  # fmt: skip
             add(test, cmi)
         elif test is Test.ROBUST:
             add(test, robust_sign_error(oriented, "_q", out, axes, n_test=h.n_test))
         elif test is Test.PARTIAL:
-            add(test, _partial(h, data, subject, columns, level, margin, **resampling()))
+            add(test, _partial(h, data, subject, columns, level, margin, memo, **resampling()))
         elif test in (Test.FIT, Test.OUT_OF_SETTING):
             rows += _functional_rows(h, test, data, subject, role, axes)
         elif test is Test.EVENT and role == "quantity":
             lags = data["lag"].dropna() if "lag" in data.columns else pd.Series(dtype=float)
             if len(lags):
                 add(test, event_lag_test(lags, tolerance=pred.tolerance, confidence_level=level))
+            else:
+                why = {"why": _no_lag(h, data)}
+                add(test, TestResult("Event order (sign test of the lags)", np.nan, np.nan, 0, details=why))
         elif test is Test.TOST and role == "quantity":
             var, (first, second) = pred.variable, pred.levels
             a, b = data.loc[data[pred.by] == first], data.loc[data[pred.by] == second]
@@ -245,6 +340,21 @@ def _run_tests(
                 a, b = both.rename(columns={f"{var}_a": var})[[var]], both.rename(columns={f"{var}_b": var})[[var]]
             add(test, tost(a[var], b[var], h.equivalence_margin, paired=pred.paired, alpha=h.alpha))
     return rows
+
+
+def _no_lag(h: Hypothesis, data: pd.DataFrame) -> str:
+    """Why no run of ``data`` has a lag between the two events of ``h``'s event-order prediction."""
+    n, pred = len(data), h.prediction
+    if "first_step" not in data.columns or "second_step" not in data.columns:
+        return f"the {n} runs in scope have no event steps (the columns first_step and second_step are absent)"
+    missing = [
+        f"the {which} event ({event.text}) never occurred in {k} of the {n} runs"
+        for which, event, column in (("first", pred.first, "first_step"), ("second", pred.second, "second_step"))
+        if (k := int(data[column].isna().sum()))
+    ]
+    return "; ".join(missing) + ", so no run has both events and no lag can be measured" if missing else (
+        f"none of the {n} runs in scope has a lag"
+    )  # fmt: skip
 
 
 def _configuration_labels(data: pd.DataFrame, axes: Sequence[str], environment: str | None) -> np.ndarray:
@@ -306,7 +416,9 @@ def _functional_rows(
     return rows
 
 
-def _comparisons(h: Hypothesis, table: pd.DataFrame, control: str, seeds: _Seeds, n_resamples: int) -> list[_Row]:
+def _comparisons(
+    h: Hypothesis, table: pd.DataFrame, control: str, seeds: _Seeds, n_resamples: int, memo: _Memo
+) -> list[_Row]:
     if Test.KENDALL not in h.tests:
         return []
     steps = h.scope.over is Over.STEPS
@@ -318,16 +430,11 @@ def _comparisons(h: Hypothesis, table: pd.DataFrame, control: str, seeds: _Seeds
             data, h.quantity, h.outcome, control=control, direction=direction, groups=groups, confidence_level=level
         )
     else:
-        result = kendall_tau_difference(
-            data[h.quantity],
-            data[control],
-            data[h.outcome],
-            direction=direction,
-            groups=groups,
-            n_resamples=n_resamples,
-            confidence_level=level,
-            random_state=seeds(),
-        )
+        result = memo(
+            kendall_tau_difference, data[h.quantity], data[control], data[h.outcome], direction=direction,
+            groups=groups, n_resamples=n_resamples, confidence_level=level, random_state=seeds(),
+        )  # fmt: skip
+    result = _explained(result, data, [h.outcome, h.quantity, control])
     return [_Row(h.name, Test.KENDALL, control, "comparison", "all", result, direction)]
 
 
@@ -350,23 +457,28 @@ def _untestable(h: Hypothesis, table: pd.DataFrame) -> str | None:
 
 
 def _controls(h: Hypothesis, table: pd.DataFrame) -> ControlsTested:
-    """Which declared controls can be compared with the quantity on these runs, and why the others cannot."""
+    """Which declared controls can be compared with the quantity on these runs, and why the others cannot. A
+    quantity is never its own control: a default control that is the quantity (the prime count tested as an
+    explanation) is not one of the hypothesis's controls."""
     tested, untested = [], {}
-    for control in h.controls:
-        if control == h.quantity:
-            untested[control] = "it is the quantity itself"
-        elif control not in table.columns or table[control].isna().all():
+    declared = tuple(c for c in h.controls if c != h.quantity)
+    for control in declared:
+        if control not in table.columns or table[control].isna().all():
             untested[control] = "not recorded on these runs"
         elif table[control].nunique() <= 1:
             # e.g. the parameter count of one architecture: it ranks nothing, so it cannot "do as well"
             untested[control] = "constant over these runs"
         else:
             tested.append(control)
-    return ControlsTested(h.controls, tuple(tested), untested)
+    return ControlsTested(declared, tuple(tested), untested)
 
 
 def _verdict(
-    h: Hypothesis, rows: list[_Row], p_holm: np.ndarray, controls: ControlsTested, judged_rows: dict[int, tuple]
+    h: Hypothesis,
+    rows: list[_Row],
+    p_holm: np.ndarray,
+    controls: ControlsTested,
+    judged_rows: dict[int, tuple],
 ) -> HypothesisVerdict:
     """Judge the hypothesis's rows (``judged_rows[i] = (outcome, reason)``) and decide its verdict."""
     own = [i for i, r in enumerate(rows) if r.hypothesis == h.name and r.role == "quantity"]
@@ -375,7 +487,7 @@ def _verdict(
         r = rows[i]
         j = judge(h, r.test, r.result, p_holm[i], r.environment)
         judged_rows[i] = (j.outcome.value, j.reason)
-        judged.append((r.test.value, r.environment, j))
+        judged.append((RowKey(r.test.value, r.subject, r.role, r.environment), j))
     ties = []
     for i, r in enumerate(rows):
         if r.hypothesis != h.name or r.role == "quantity" or r.environment != "all":
@@ -385,13 +497,28 @@ def _verdict(
         own_row = next((rows[k] for k in own if rows[k].test is r.test and rows[k].environment == "all"), None)
         if own_row is None:
             continue
-        better = beats_control(r.test, own_row.result, r.result, h.prediction.direction, h.alpha)
+        better, shown = compare_with_control(r.test, own_row.result, r.result, h.prediction.direction, h.alpha)
         verb = "beats" if better else "is not shown to beat"
         judged_rows[i] = ("quantity better" if better else "control as good", f"{h.quantity} {verb} {r.subject} on "
-                          f"{r.test.value}")  # fmt: skip
+                          f"{r.test.value}: {shown}")  # fmt: skip
         if not better:
-            ties.append((r.test.value, r.subject))
+            ties.append((RowKey(r.test.value, r.subject, r.role, r.environment), shown))
     return decide(h, judged, ties, controls)
+
+
+def _skipped(h: Hypothesis, table: pd.DataFrame) -> str | None:
+    """Why ``h`` cannot be tested on ``table`` at all (no run in scope, a column it needs absent, a ``fit_on``
+    that names no environment), or None."""
+    scope = "; ".join(f"{k} {list(v)}" for k, v in (("specs", h.scope.specs), ("phenomena", h.scope.phenomena)) if v)
+    if table.empty:
+        return f"no run in scope ({scope or 'the whole store'}): the store holds none of its runs"
+    along = " along training" if h.scope.over is Over.STEPS else ""
+    if missing := _missing(h, table):
+        runs = table["run_id"].nunique() if "run_id" in table.columns else len(table)
+        absent = [c for c in missing if c not in table.columns]
+        how = "not recorded by any of them" if len(absent) == len(missing) else "missing (absent or all NaN)"
+        return f"the runs in scope do not record {missing}{along}: {how} in the {runs} runs in scope"
+    return _untestable(h, table)
 
 
 def falsify_tables(
@@ -409,22 +536,20 @@ def falsify_tables(
     absent = [h.name for h in hypotheses if h.name not in tables]
     if absent:
         raise ValueError(f"falsify_tables: no table for hypotheses {absent}; tables are given for {sorted(tables)}.")
-    seeds, rows, skipped, controls = _Seeds(random_state), [], {}, {}
+    seeds, memo, rows, skipped, controls, plan = _Seeds(random_state), _Memo(), [], {}, {}, []
     for h in hypotheses:
         table = tables[h.name]
-        missing = _missing(h, table)
-        if missing or table.empty:
-            along = " along training" if h.scope.over is Over.STEPS else ""
-            skipped[h.name] = f"the runs in scope do not record {missing or 'anything'}{along}"
-            continue
-        if reason := _untestable(h, table):
+        if reason := _skipped(h, table):
             skipped[h.name] = reason
             continue
-        rows += _run_tests(h, table, h.quantity, "quantity", seeds, n_resamples)
         controls[h.name] = _controls(h, table)
-        for control in controls[h.name].tested:
-            rows += _run_tests(h, table, control, "control", seeds, n_resamples)
-            rows += _comparisons(h, table, control, seeds, n_resamples)
+        plan += [(h, table, subject) for subject in (h.quantity, *controls[h.name].tested)]
+    for h, table, subject in progress(plan, desc="falsify: tests per quantity and control", unit="subject"):
+        if subject == h.quantity:
+            rows += _run_tests(h, table, subject, "quantity", seeds, n_resamples, memo)
+        else:
+            rows += _run_tests(h, table, subject, "control", seeds, n_resamples, memo)
+            rows += _comparisons(h, table, subject, seeds, n_resamples, memo)
     records = []
     for r in rows:
         p_for, p_against = evidence(r.test, r.result, r.direction, _margin(hypotheses, r))
@@ -452,7 +577,7 @@ def falsify_tables(
     verdicts, judged_rows = [], {}
     for h in hypotheses:
         if h.name in skipped:
-            verdicts.append(HypothesisVerdict(h.name, Verdict.INCONCLUSIVE, skipped[h.name] + "."))
+            verdicts.append(HypothesisVerdict(h.name, Verdict.INCONCLUSIVE, skipped[h.name].rstrip(".") + "."))
             continue
         own = ((frame["hypothesis"] == h.name) & (frame["role"] == "quantity")).to_numpy()
         for method in ("holm", "fdr_bh"):
