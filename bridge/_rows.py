@@ -252,7 +252,8 @@ def _no_lag(h: Hypothesis, data: pd.DataFrame) -> str:
     if "first_step" not in data.columns or "second_step" not in data.columns:
         return f"the {n} runs in scope have no event steps (the columns first_step and second_step are absent)"
     missing = [
-        f"the {which} event ({event.text}) never occurred in {k} of the {n} runs"
+        f"the {which} event ({event.text} {'>' if event.above else '<'} {event.threshold:g}) never occurred in {k} "
+        f"of the {n} runs"
         for which, event, column in (("first", pred.first, "first_step"), ("second", pred.second, "second_step"))
         if (k := int(data[column].isna().sum()))
     ]
