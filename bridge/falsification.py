@@ -176,7 +176,10 @@ def _verdict(
                           f"{r.test.value}: {shown}")  # fmt: skip
         if not better:
             ties.append((RowKey(r.test.value, r.subject, r.role, r.environment), shown))
-    return decide(h, judged, ties, controls)
+    declared = ", ".join(t.value for t in h.tests) or "none"
+    return decide(
+        h, judged, ties, controls, untested=f"none of its declared tests ({declared}) gave a row on these runs"
+    )
 
 
 def _skipped(h: Hypothesis, table: pd.DataFrame) -> str | None:

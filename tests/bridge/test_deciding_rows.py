@@ -173,6 +173,9 @@ def test_a_hypothesis_that_cannot_be_tested_says_what_is_missing() -> None:
         absent.reason == "the runs in scope do not record ['q']: not recorded by any of them in the 48 runs in scope."
     )
     assert absent.decided_by is None
+    (none,) = parse_hypotheses(RANK.replace('tests = ["kendall"]', "tests = []"))
+    nothing = falsify_tables([none], {"h": synthetic_runs("noise", 0)}, n_resamples=49).verdict("h")
+    assert nothing.reason == "none of its declared tests (none) gave a row on these runs."
 
 
 def test_falsify_shows_a_progress_bar_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
