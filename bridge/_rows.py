@@ -59,14 +59,24 @@ class Seeds:
         return int(self.rng.integers(2**31))
 
 
+def _hash(column: pd.Series | np.ndarray) -> bytes:
+    """The values of one column or array, hashed (cells that pandas cannot hash, e.g. list-valued parameters, by
+    their repr)."""
+    series = pd.Series(np.asarray(column).ravel()) if isinstance(column, np.ndarray) else column
+    try:
+        return pd.util.hash_pandas_object(series, index=False).to_numpy().tobytes()
+    except TypeError:
+        return pd.util.hash_pandas_object(series.map(repr), index=False).to_numpy().tobytes()
+
+
 def _fingerprint(value: Any) -> Any:
     """A hashable summary of a test's argument: the values of tables and arrays (hashed), else the value."""
     if isinstance(value, pd.DataFrame):
-        return ("frame", tuple(value.columns), pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes())
+        return ("frame", tuple(value.columns), tuple(_hash(value[c]) for c in value.columns))
     if isinstance(value, pd.Series):
-        return ("series", pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes())
+        return ("series", _hash(value))
     if isinstance(value, np.ndarray):
-        return ("array", value.shape, pd.util.hash_array(value.ravel()).tobytes())
+        return ("array", value.shape, _hash(value))
     if isinstance(value, list | tuple):
         return tuple(_fingerprint(v) for v in value)
     return value

@@ -98,6 +98,7 @@ def test_the_same_test_in_two_hypotheses_is_one_result() -> None:
     """The quantity's Kendall test and its comparisons with each control are the same tests on the same runs in
     both hypotheses: one interval each, not one per section (issue 12 item 4)."""
     table = synthetic_runs("confounded", 0)
+    table["hidden"] = [[8, 8]] * len(table)  # a list-valued parameter, as a store's run table may hold
     report = falsify_tables(parse_hypotheses(TWO), {"marginal": table, "conditional": table}, n_resamples=99)
     frame = report.to_frame().query("test == 'kendall' and environment == 'all' and role != 'control'")
     shared = frame.set_index(["hypothesis", "role", "subject"])[["statistic", "low", "high", "p_for", "p_against"]]
