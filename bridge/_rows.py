@@ -98,24 +98,33 @@ class Memo:
         return self.results[key]
 
 
-def _constant_why(data: pd.DataFrame, columns: Sequence[str]) -> str | None:
+def _constant_why(data: pd.DataFrame, columns: Sequence[str], unit: str = "runs") -> str | None:
     """Why a rank statistic of ``columns`` is undefined on ``data``: too few runs, or a constant column; None if
     neither."""
     if len(data) < 2:
-        return f"{len(data)} run{'s' if len(data) != 1 else ''} in scope (a rank statistic needs at least 2)"
+        has = "has" if len(data) == 1 else "have"
+        return f"{len(data)} of the {unit} in scope {has} values (a rank statistic needs at least 2)"
     for c in columns:
         values = data[c].dropna().unique() if c in data.columns else []
         if len(values) == 1:
-            return f"{c} is constant (= {values[0]:.4g}) over the {len(data)} runs in scope"
+            return f"{c} is constant (= {values[0]:.4g}) over the {len(data)} {unit} with values"
     return None
 
 
-def _explained(result: TestResult, data: pd.DataFrame, columns: Sequence[str]) -> TestResult:
-    """``result`` with ``details["why"]`` saying why its statistic is undefined (when it is and nothing says so)."""
+def _absent(table: pd.DataFrame, columns: Sequence[str], unit: str = "runs") -> str:
+    """Which of ``columns`` have no value in how many rows of ``table`` ("" if none)."""
+    counts = {c: int(table[c].isna().sum()) for c in dict.fromkeys(columns) if c in table.columns}
+    missing = [f"{c} has no value in {k} of the {len(table)} {unit} in scope" for c, k in counts.items() if k]
+    return "; ".join(missing)
+
+
+def _explained(result: TestResult, data: pd.DataFrame, columns: Sequence[str], absent: str = "") -> TestResult:
+    """``result`` with ``details["why"]`` saying why its statistic is undefined (when it is and nothing says so):
+    too few runs with values or a constant column, and which columns had no value in how many runs."""
     if np.isfinite(result.statistic) or "why" in result.details:
         return result
-    why = _constant_why(data, columns)
-    return result if why is None else replace(result, details={**result.details, "why": why})
+    why = "; ".join(filter(None, [_constant_why(data, columns), absent]))
+    return replace(result, details={**result.details, "why": why}) if why else result
 
 
 def _substitute(expr, old: str, new: str):
@@ -187,6 +196,7 @@ def run_tests(
     pred, out, rows = h.prediction, h.outcome, []
     steps = h.scope.over is Over.STEPS
     data = table.dropna(subset=[c for c in (subject, out) if c in table.columns]).reset_index(drop=True)
+    absent = "" if steps else _absent(table, [out, subject])
     axes, env_col, columns = _group_columns(h, data)
     envs = sorted(data[env_col].astype(str).unique()) if env_col else []
     groups = _groups(data, columns, steps)
@@ -202,7 +212,7 @@ def run_tests(
 
     def add(test: Test, result: TestResult, environment: str = "all", part: pd.DataFrame = data) -> None:
         if test in _RANK_TESTS:
-            result = _explained(result, part, [out, subject])
+            result = _explained(result, part, [out, subject], absent)
         rows.append(Row(h.name, test, subject, role, environment, result, sign))
 
     def rank_test(part: pd.DataFrame, g: np.ndarray | None) -> TestResult:
@@ -238,13 +248,15 @@ def run_tests(
             add(test, _partial(h, data, subject, columns, level, margin, memo, **resampling()))
         elif test in (Test.FIT, Test.OUT_OF_SETTING):
             rows += _functional_rows(h, test, data, subject, role, axes)
-        elif test is Test.EVENT and role == "quantity":
-            lags = data["lag"].dropna() if "lag" in data.columns else pd.Series(dtype=float)
+        elif test is Test.EVENT and role == "quantity":  # the lags need the event steps only, not the quantity
+            lags = table["lag"].dropna() if "lag" in table.columns else pd.Series(dtype=float)
+            gaps = _event_gaps(h, table)
             if len(lags):
-                add(test, event_lag_test(lags, tolerance=pred.tolerance, confidence_level=level))
+                result = event_lag_test(lags, tolerance=pred.tolerance, confidence_level=level)
+                add(test, replace(result, details={**result.details, "runs without a lag": gaps}) if gaps else result)
             else:
-                why = {"why": _no_lag(h, data)}
-                add(test, TestResult("Event order (sign test of the lags)", np.nan, np.nan, 0, details=why))
+                why = gaps + ", so no run has both events and no lag can be measured" if gaps else "no lag"
+                add(test, TestResult("Event order (sign test of the lags)", np.nan, np.nan, 0, details={"why": why}))
         elif test is Test.TOST and role == "quantity":
             var, (first, second) = pred.variable, pred.levels
             a, b = data.loc[data[pred.by] == first], data.loc[data[pred.by] == second]
@@ -256,20 +268,18 @@ def run_tests(
     return rows
 
 
-def _no_lag(h: Hypothesis, data: pd.DataFrame) -> str:
-    """Why no run of ``data`` has a lag between the two events of ``h``'s event-order prediction."""
-    n, pred = len(data), h.prediction
-    if "first_step" not in data.columns or "second_step" not in data.columns:
+def _event_gaps(h: Hypothesis, table: pd.DataFrame) -> str:
+    """Which event of ``h``'s event-order prediction never occurred in how many runs of ``table`` ("" if both
+    occurred in every run)."""
+    n, pred = len(table), h.prediction
+    if "first_step" not in table.columns or "second_step" not in table.columns:
         return f"the {n} runs in scope have no event steps (the columns first_step and second_step are absent)"
-    missing = [
+    return "; ".join(
         f"the {which} event ({event.text} {'>' if event.above else '<'} {event.threshold:g}) never occurred in {k} "
         f"of the {n} runs"
         for which, event, column in (("first", pred.first, "first_step"), ("second", pred.second, "second_step"))
-        if (k := int(data[column].isna().sum()))
-    ]
-    return "; ".join(missing) + ", so no run has both events and no lag can be measured" if missing else (
-        f"none of the {n} runs in scope has a lag"
-    )  # fmt: skip
+        if (k := int(table[column].isna().sum()))
+    )
 
 
 def _configuration_labels(data: pd.DataFrame, axes: Sequence[str], environment: str | None) -> np.ndarray:

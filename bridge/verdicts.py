@@ -371,18 +371,20 @@ def judge(
         )
     if test is Test.EVENT:
         tol = hypothesis.prediction.tolerance
+        lags = f"median lag {_fmt(stat)} steps over the {result.n} runs with both events"
+        if gaps := result.details.get("runs without a lag"):
+            lags += f" ({gaps})"
         if p_against < a:
             return Judgement(
                 Outcome.FAIL,
-                f"the second event comes first by more than {tol:g} steps: median lag {_fmt(stat)} "
-                f"(sign test, {p_against_text(p_against)})",
+                f"the second event comes first by more than {tol:g} steps: {lags} (sign test, "
+                f"{p_against_text(p_against)})",
             )
         if p_for < a:
-            return Judgement(Outcome.PASS, f"median lag {_fmt(stat)} steps > -{tol:g} (sign test, {p_for_text(p_for)})")
+            return Judgement(Outcome.PASS, f"{lags} > -{tol:g} (sign test, {p_for_text(p_for)})")
         return Judgement(
             Outcome.INCONCLUSIVE,
-            f"median lag {_fmt(stat)} steps: the event order is not significant (sign test, {p_for_text(p_for)}; "
-            f"{p_against_text(p_against)})",
+            f"{lags}: the event order is not significant (sign test, {p_for_text(p_for)}; {p_against_text(p_against)})",
         )
     # TOST
     m = hypothesis.equivalence_margin

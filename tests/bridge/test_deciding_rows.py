@@ -128,10 +128,16 @@ prediction = { kind = "rank", direction = "increasing" }
 def test_an_undefined_rank_row_and_its_comparisons_say_why() -> None:
     table = synthetic_runs("predictive", 0).assign(test_error=0.0)  # e.g. every run generalised
     report = falsify_tables(parse_hypotheses(RANK), {"h": table}, n_resamples=49)
-    why = "test_error is constant (= 0) over the 48 runs in scope"
+    why = "test_error is constant (= 0) over the 48 runs with values"
     assert report.verdict("h").reason == f"kendall: kendall is undefined on these runs: {why}."
     comparison = report.to_frame().query("role == 'comparison'")["reason"].item()
     assert comparison.endswith(f"D = τ(quantity) − |τ(control)| is undefined: {why}")
+    one = synthetic_runs("predictive", 0).assign(test_error=lambda d: d["test_error"].where(d.index == 0))
+    reason = falsify_tables(parse_hypotheses(RANK), {"h": one}, n_resamples=49).verdict("h").reason
+    assert reason == (
+        "kendall: kendall is undefined on these runs: 1 of the runs in scope has values (a rank statistic needs at "
+        "least 2); test_error has no value in 47 of the 48 runs in scope."
+    )
 
 
 EVENT = """
@@ -150,7 +156,8 @@ tolerance = 10
 
 
 def test_an_event_that_never_happens_is_named_with_its_count() -> None:
-    """Was: "no test could be run on the runs in scope" (issue 12 item 7)."""
+    """Was: "no test could be run on the runs in scope" (issue 12 item 7), also when the lags existed but the
+    quantity had no final value (the event test needs the event steps only)."""
     table = pd.DataFrame({"run_id": [f"r{i}" for i in range(6)], "spec": "synthetic", "width": [4, 4, 8, 8, 16, 16],
                           "p_test": 1.0, "test_error": 0.05, "first_step": np.nan,
                           "second_step": [10.0, 20.0, np.nan, 30.0, np.nan, 40.0]})  # fmt: skip
@@ -162,6 +169,14 @@ def test_an_event_that_never_happens_is_named_with_its_count() -> None:
         "event_order: event_order is undefined on these runs: the first event (p_train - p_test > 0) never occurred "
         "in 6 of the 6 runs; the second event (test_error < 0.1) never occurred in 2 of the 6 runs, so no run has "
         "both events and no lag can be measured."
+    )
+    table = table.assign(p_test=np.nan, first_step=[0.0, 0.0, 0.0, np.nan, 0.0, 0.0])
+    table["lag"] = table["second_step"] - table["first_step"]  # 3 runs with both events
+    verdict = falsify_tables(parse_hypotheses(EVENT), {"e": table}, n_resamples=49).verdict("e")
+    assert verdict.reason.startswith(
+        "event_order: median lag 20 steps over the 3 runs with both events (the first event (p_train - p_test > 0) "
+        "never occurred in 1 of the 6 runs; the second event (test_error < 0.1) never occurred in 2 of the 6 runs): "
+        "the event order is not significant (sign test, raw p for = 0.125"
     )
 
 
