@@ -21,6 +21,7 @@ from bridge.tables import StoreLike, hypothesis_table
 from bridge.verdicts import (
     ControlsTested,
     HypothesisVerdict,
+    Outcome,
     RowKey,
     Verdict,
     compare_with_control,
@@ -153,14 +154,17 @@ def _verdict(
     controls: ControlsTested,
     judged_rows: dict[int, tuple],
 ) -> HypothesisVerdict:
-    """Judge the hypothesis's rows (``judged_rows[i] = (outcome, reason)``) and decide its verdict."""
+    """Judge the hypothesis's rows (``judged_rows[i] = (outcome, reason)``) and decide its verdict: of several
+    failing rows the one with the smallest Holm-adjusted p against (the strongest evidence against) decides."""
     own = [i for i, r in enumerate(rows) if r.hypothesis == h.name and r.role == "quantity"]
     judged = []
     for i in own:
         r = rows[i]
         j = judge(h, r.test, r.result, p_holm[i], r.environment)
         judged_rows[i] = (j.outcome.value, j.reason)
-        judged.append((RowKey(r.test.value, r.subject, r.role, r.environment), j))
+        judged.append((RowKey(r.test.value, r.subject, r.role, r.environment), j, p_holm[i]))
+    strongest_first = sorted(judged, key=lambda item: item[2] if item[1].outcome is Outcome.FAIL else np.inf)
+    judged = [(key, j) for key, j, _ in strongest_first]  # a stable sort: other rows keep their order
     ties = []
     for i, r in enumerate(rows):
         if r.hypothesis != h.name or r.role == "quantity" or r.environment != "all":

@@ -539,8 +539,10 @@ def decide(
     untested: str = "no test could be run on the runs in scope",
 ) -> HypothesisVerdict:
     """Combine the judged rows of the quantity and the ties with controls (``(row, what the comparison showed)``)
-    into a verdict whose ``decided_by`` names the deciding row; ``controls`` says which declared controls were
-    tested (for an honest reason) and ``untested`` why no row could be judged, if none was."""
+    into a verdict whose ``decided_by`` names the deciding row: the first failing row in the order given
+    (:func:`bridge.falsification.falsify_tables` gives the strongest evidence against first), else the first
+    inconclusive row, else the first tie; ``controls`` says which declared controls were tested (for an honest
+    reason) and ``untested`` why no row could be judged, if none was."""
     name = hypothesis.name
     controls = controls or ControlsTested(hypothesis.controls, hypothesis.controls)
     if not judged:

@@ -180,7 +180,7 @@ def _hypotheses(
             doc.add(Paragraph(deciding_text(verdicts[h["name"]])))
         paths += _hypothesis_figures(doc, store, h, rows, fig_dir, seed)
         if len(rows):
-            doc.add(Table(shown(rows, SECTION_COLUMNS)))
+            doc.add(Table(shown(rows, SECTION_COLUMNS), css=IN_VERDICT))
         else:
             doc.add(Paragraph("No test row: the verdict's reason says what was missing."))
     return paths
@@ -373,7 +373,7 @@ def build_report(
             "falsified as one run, in which a test on the same runs with the same options is computed once and its "
             "result reused by every hypothesis that declares it (one interval for one test). " + LEGEND
         ),
-        Table(shown(test_frame, TEST_COLUMNS)),
+        Table(shown(test_frame, ["hypothesis", IN_VERDICT, *COLUMNS[1:]]), css=IN_VERDICT),
     )
     _provenance(doc, store, runs, verdicts)
     html_path, md_path = out / "report.html", out / "report.md"

@@ -19,8 +19,8 @@ P_HEADERS: Mapping[str, str] = {
 IN_VERDICT = "in verdict"
 #: the columns of a hypothesis's own table, in order (test-table names; the p-values shown under P_HEADERS)
 SECTION_COLUMNS = [
-    "test", "subject", "role", "environment", "statistic", "low", "high", "n", "p_for", "p_against", "p_holm",
-    "p_fdr_bh", "outcome", IN_VERDICT, "reason",
+    IN_VERDICT, "test", "subject", "role", "environment", "outcome", "statistic", "low", "high", "n", "p_for",
+    "p_against", "p_holm", "p_fdr_bh", "reason",
 ]  # fmt: skip
 
 LEGEND = (

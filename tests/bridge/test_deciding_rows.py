@@ -58,6 +58,27 @@ def test_a_verdict_names_its_deciding_row_and_the_report_marks_it() -> None:
     assert marks == {"fit": "entered", "out_of_setting": "decided"}
 
 
+def test_of_several_failing_rows_the_strongest_evidence_against_decides() -> None:
+    """A curved truth on a (the linear law lacks fit) and a flat one on b (it predicts worse than the null): both
+    rows fail, and the one with the smaller Holm-adjusted p against decides, whatever the declaration order."""
+    runs = pd.concat([
+        _sweep(lambda x: 1 + 2 * x + 0.3 * x**2, np.linspace(0.5, 3.0, 8), "a", 4),
+        _sweep(lambda x: 4.5 + 0 * x, np.linspace(3.5, 6.0, 6), "b", 5),
+    ])  # fmt: skip
+    for tests in ('["fit", "out_of_setting"]', '["out_of_setting", "fit"]'):
+        text = LAW.replace("prediction =", f"tests = {tests}\nprediction =").replace(
+            'tests = ["fit", "out_of_setting"]\n', "", 1
+        )
+        report = falsify_tables(parse_hypotheses(text), {"law": runs}, n_resamples=49)
+        frame = report.to_frame()
+        failing = frame[frame["outcome"] == "fail"]
+        assert len(failing) == 2
+        strongest = failing.loc[failing["p_holm"].idxmin()]
+        decided = report.verdict("law").decided_by
+        assert (decided.test, decided.environment) == (strongest["test"], strongest["environment"])
+        assert report.verdict("law").reason.startswith(f"{strongest['test']}: ")
+
+
 def test_a_supported_verdict_needs_every_row_and_has_no_single_deciding_row() -> None:
     (h,) = parse_hypotheses(
         'controls = ["prime_count"]\n[[hypothesis]]\nname = "h"\nquantity = "q"\noutcome = "test_error"\n'
