@@ -288,13 +288,15 @@ def test_a_laws_lack_of_fit_enters_holm_with_the_hypothesis_rows():
     p_for, p_against = evidence(Test.FIT, result, 1)
     assert (p_for, p_against) == (1e-4, pytest.approx(0.03 * 2))  # Bonferroni over lack of fit and constraint
     alone = judge(h, Test.FIT, result, p_against=0.03)  # e.g. a hypothesis with this single check
-    assert alone.outcome is Outcome.FAIL and "lack-of-fit F(6, 32) = 3, p = 0.03" in alone.reason
+    assert alone.outcome is Outcome.FAIL and "lack-of-fit F(6, 32) = 3, raw p against = 0.03" in alone.reason
+    assert alone.reason.endswith("Holm-adjusted p against = 0.03, after Bonferroni over the row's checks)")
     holm_p = holm(np.array([p_against, 0.5]))[0]  # with the out_of_setting row: 0.12
     judgement = judge(h, Test.FIT, result, p_against=holm_p)
     assert judgement.outcome is Outcome.INCONCLUSIVE
-    assert "significant at α (lack-of-fit F(6, 32) = 3, p = 0.03), though not after Bonferroni and Holm (p = 0.12)" in (
-        judgement.reason
-    )
+    assert (
+        "significant at α (lack-of-fit F(6, 32) = 3, raw p against = 0.03), though not after Bonferroni over the "
+        "row's checks and Holm (Holm-adjusted p against = 0.12)"
+    ) in judgement.reason
 
 
 def test_a_constraint_on_the_wrong_side_fails_with_the_rows_correction():
