@@ -234,16 +234,21 @@ def _run_tests(
             rows += _functional_rows(h, test, data, subject, role, axes)
         elif test is Test.EVENT and role == "quantity":
             lags = data["lag"].dropna() if "lag" in data.columns else pd.Series(dtype=float)
-            if len(lags):
-                add(test, event_lag_test(lags, tolerance=pred.tolerance, confidence_level=level))
+            if len(lags):  # configurations are the units (the runs when there are no axes)
+                g = None if groups is None else groups[lags.index.to_numpy()]
+                add(test, event_lag_test(lags, groups=g, tolerance=pred.tolerance, confidence_level=level))
         elif test is Test.TOST and role == "quantity":
             var, (first, second) = pred.variable, pred.levels
-            a, b = data.loc[data[pred.by] == first], data.loc[data[pred.by] == second]
+            within = [c for c in columns if c != pred.by]  # a configuration, but for the compared level
+            labelled = data.assign(_config=configuration_groups(data, within)) if within else data
+            a, b = labelled.loc[data[pred.by] == first], labelled.loc[data[pred.by] == second]
             if pred.paired:  # pair runs of the two levels by seed (and every other axis in scope)
-                keys = [k for k in ("seed", *axes) if k in data.columns and k != pred.by]
+                keys = [k for k in ("seed", "_config") if k in labelled.columns]
                 both = a.merge(b, on=keys, suffixes=("_a", "_b"))
-                a, b = both.rename(columns={f"{var}_a": var})[[var]], both.rename(columns={f"{var}_b": var})[[var]]
-            add(test, tost(a[var], b[var], h.equivalence_margin, paired=pred.paired, alpha=h.alpha))
+                a, b = both.rename(columns={f"{var}_a": var}), both.rename(columns={f"{var}_b": var})
+            labels = (a["_config"], None if pred.paired else b["_config"]) if within else (None, None)
+            add(test, tost(a[var], b[var], h.equivalence_margin, groups1=labels[0], groups2=labels[1],
+                           paired=pred.paired, alpha=h.alpha))  # fmt: skip
     return rows
 
 
