@@ -1,4 +1,5 @@
-"""TOST and the event-ordering t test over configurations, and multiple-testing corrections against statsmodels/scipy."""
+"""TOST and the event-ordering t test over configurations, and multiple-testing corrections, against
+statsmodels/scipy."""
 
 import numpy as np
 import pytest
