@@ -249,22 +249,27 @@ def run_tests(
         elif test in (Test.FIT, Test.OUT_OF_SETTING):
             rows += _functional_rows(h, test, data, subject, role, axes)
         elif test is Test.EVENT and role == "quantity":  # the lags need the event steps only, not the quantity
-            lags = table["lag"].dropna() if "lag" in table.columns else pd.Series(dtype=float)
+            timed = table.dropna(subset=["lag"]).reset_index(drop=True) if "lag" in table.columns else table.iloc[:0]
             gaps = _event_gaps(h, table)
-            if len(lags):
-                result = event_lag_test(lags, tolerance=pred.tolerance, confidence_level=level)
+            if len(timed):  # configurations are the units (the runs when there are no axes)
+                g = _groups(timed, _group_columns(h, timed)[2], False)
+                result = event_lag_test(timed["lag"], groups=g, tolerance=pred.tolerance, confidence_level=level)
                 add(test, replace(result, details={**result.details, "runs without a lag": gaps}) if gaps else result)
             else:
                 why = gaps + ", so no run has both events and no lag can be measured" if gaps else "no lag"
-                add(test, TestResult("Event order (sign test of the lags)", np.nan, np.nan, 0, details={"why": why}))
+                add(test, TestResult("Event ordering", np.nan, np.nan, 0, details={"why": why}))
         elif test is Test.TOST and role == "quantity":
             var, (first, second) = pred.variable, pred.levels
-            a, b = data.loc[data[pred.by] == first], data.loc[data[pred.by] == second]
-            if pred.paired:  # pair runs of the two levels by seed (and every other axis in scope)
-                keys = [k for k in ("seed", *axes) if k in data.columns and k != pred.by]
+            within = [c for c in columns if c != pred.by]  # a configuration, but for the compared level
+            labelled = data.assign(_config=configuration_groups(data, within)) if within else data
+            a, b = labelled.loc[data[pred.by] == first], labelled.loc[data[pred.by] == second]
+            if pred.paired:  # pair runs of the two levels by seed within their configuration
+                keys = [k for k in ("seed", "_config") if k in labelled.columns]
                 both = a.merge(b, on=keys, suffixes=("_a", "_b"))
-                a, b = both.rename(columns={f"{var}_a": var})[[var]], both.rename(columns={f"{var}_b": var})[[var]]
-            add(test, tost(a[var], b[var], h.equivalence_margin, paired=pred.paired, alpha=h.alpha))
+                a, b = both.rename(columns={f"{var}_a": var}), both.rename(columns={f"{var}_b": var})
+            labels = (a["_config"], None if pred.paired else b["_config"]) if within else (None, None)
+            add(test, tost(a[var], b[var], h.equivalence_margin, groups1=labels[0], groups2=labels[1],
+                           paired=pred.paired, alpha=h.alpha))  # fmt: skip
     return rows
 
 

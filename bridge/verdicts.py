@@ -124,12 +124,17 @@ RULES: tuple[Rule, ...] = (
          "configuration of the predicted environment: paired t test of log(MSE/MSE_null) over them",
          "p_for < α: the law's MSE significantly below the null's (its ratio interval below 1)",
          "Holm-corrected p_against < α: the law's MSE significantly above the null's", "otherwise", _HOLM),
-    Rule("event_order", "median lag step(B) − step(A) over runs", "run (one lag per run)",
-         "sign-test p_for < α: median lag above −tolerance",
-         "Holm-corrected p_against < α: the sign test of median lag below −tolerance (B first)",
+    Rule("event_order", "mean lag step(B) − step(A): the mean over configurations of their mean lag",
+         "configuration: each configuration's lags averaged over its seeds; one-sample t test over configurations "
+         "(exact sign test when they do not vary; runs when the sweep is one configuration)",
+         "p_for < α: the mean lag is above −tolerance (its t interval's lower bound too)",
+         "Holm-corrected p_against < α: the mean lag is below −tolerance (B first)",
          "otherwise", _HOLM),
     Rule("tost", "difference of means between two levels (TOST, Schuirmann 1987)",
-         "run (paired by seed if declared)", "TOST p_for < α: the (1 − 2α) interval inside ±margin",
+         "configuration: each level's values averaged within their configuration, pooled two-sample t over the "
+         "configuration means (paired by seed if declared: the configuration means of the differences, "
+         "one-sample t); runs when each level is one configuration",
+         "TOST p_for < α: the (1 − 2α) interval inside ±margin",
          "Holm-corrected p_against < α: min of the one-sided t tests of difference > margin and < −margin (the "
          "(1 − 2α) interval wholly outside ±margin)", "otherwise", _HOLM),
     Rule("verdict", "all rows of the hypothesis", "its rows'",
@@ -371,33 +376,40 @@ def judge(
         )
     if test is Test.EVENT:
         tol = hypothesis.prediction.tolerance
-        lags = f"median lag {_fmt(stat)} steps over the {result.n} runs with both events"
+        lags = f"mean lag {_fmt(stat)} steps {_units(result)}"
         if gaps := result.details.get("runs without a lag"):
             lags += f" ({gaps})"
         if p_against < a:
             return Judgement(
                 Outcome.FAIL,
-                f"the second event comes first by more than {tol:g} steps: {lags} (sign test, "
-                f"{p_against_text(p_against)})",
+                f"the second event comes first by more than {tol:g} steps: {lags} ({p_against_text(p_against)})",
             )
         if p_for < a:
-            return Judgement(Outcome.PASS, f"{lags} > -{tol:g} (sign test, {p_for_text(p_for)})")
+            return Judgement(Outcome.PASS, f"{lags} > -{tol:g} ({p_for_text(p_for)})")
         return Judgement(
             Outcome.INCONCLUSIVE,
-            f"{lags}: the event order is not significant (sign test, {p_for_text(p_for)}; {p_against_text(p_against)})",
+            f"{lags}: the event order is not significant ({p_for_text(p_for)}; {p_against_text(p_against)})",
         )
     # TOST
-    m = hypothesis.equivalence_margin
+    m, units = hypothesis.equivalence_margin, _units(result)
     if p_against < a:
         return Judgement(
             Outcome.FAIL,
-            f"the difference {_fmt(stat)} lies significantly outside the margin {m:g} ({p_against_text(p_against)})",
+            f"the difference {_fmt(stat)} lies significantly outside the margin {m:g} {units} "
+            f"({p_against_text(p_against)})",
         )
     if p_for < a:
-        return Judgement(Outcome.PASS, f"TOST shows |difference| < {m:g} ({p_for_text(p_for)})")
+        return Judgement(Outcome.PASS, f"TOST shows |difference| < {m:g} {units} ({p_for_text(p_for)})")
     return Judgement(
-        Outcome.INCONCLUSIVE, f"equivalence within {m:g} is not shown (difference {_fmt(stat)}; {p_for_text(p_for)})"
+        Outcome.INCONCLUSIVE,
+        f"equivalence within {m:g} is not shown {units} (difference {_fmt(stat)}; {p_for_text(p_for)})",
     )
+
+
+def _units(result: TestResult) -> str:
+    """'over G configurations' or 'over n runs': the units of an event order's or an equivalence's test."""
+    configurations = str(result.details.get("unit", "")).startswith("configuration")
+    return f"over {result.n} {'configurations' if configurations else 'runs'}"
 
 
 def _judge_fit(alpha: float, result: TestResult, p_against: float) -> Judgement:

@@ -343,23 +343,22 @@ def test_out_of_setting_is_one_sided_in_the_predicted_direction():
     assert judge(h, Test.OUT_OF_SETTING, worse, p_against=0.01).outcome is Outcome.FAIL
 
 
-def test_the_event_order_fails_on_the_sign_test_against_it():
-    """Old rule: failed only when the 95% interval of the median lag lay below -tolerance, which five runs
-    cannot give (the order-statistic interval is undefined); now the one-sided sign test decides."""
+def test_the_event_order_fails_on_the_test_against_it():
+    """The one-sided test of "B first by more than the tolerance" decides fail (Holm-corrected); the lags'
+    configurations are the units."""
     (h,) = parse_hypotheses(
         '[[hypothesis]]\nname = "e"\nquantity = "q"\noutcome = "y"\n[hypothesis.prediction]\nkind = "event_order"\n'
         'first = { expression = "q", below = 1.0 }\nsecond = { expression = "y", below = 0.1 }\ntolerance = 1\n'
     )
-    lags = [-5.0, -7.0, -9.0, -3.0, -4.0]
-    old = event_lag_test(lags, tolerance=1)
-    assert not old.high < -1  # NaN: the old rule's "inconclusive"
-    result = event_lag_test(lags, tolerance=1, confidence_level=0.9)
-    assert evidence(Test.EVENT, result, 1) == (pytest.approx(31 / 32), pytest.approx(1 / 32))
-    judgement = judge(h, Test.EVENT, result, p_against=1 / 32)
+    lags, groups = [-5.0, -7.0, -9.0, -3.0, -4.0, -6.0], [0, 0, 1, 1, 2, 2]
+    result = event_lag_test(lags, groups=groups, tolerance=1, confidence_level=0.9)
+    p_for, p_against = evidence(Test.EVENT, result, 1)
+    assert p_against < 0.05 and p_for == pytest.approx(1 - p_against)
+    judgement = judge(h, Test.EVENT, result, p_against=p_against)
     assert judgement.outcome is Outcome.FAIL and "the second event comes first" in judgement.reason
-    assert judge(h, Test.EVENT, event_lag_test([5.0, 7, 9, 3, 4, 8], tolerance=1), p_against=1.0).outcome is (
-        Outcome.PASS
-    )
+    assert "over 3 configurations" in judgement.reason
+    passed = event_lag_test([5.0, 7, 9, 3, 4, 8, 6, 2, 10, 5], groups=np.repeat(range(5), 2), tolerance=1)
+    assert judge(h, Test.EVENT, passed, p_against=1.0).outcome is Outcome.PASS
 
 
 @settings(max_examples=30, deadline=None)
