@@ -69,8 +69,9 @@ def _equivalence_pvalues(y: np.ndarray, arm: np.ndarray, width: np.ndarray) -> d
     g = len(np.unique(width))
     return {
         "runs, TOST (old)": tost(y[first], y[~first], MARGIN).pvalue,
-        "configurations, TOST (now)": tost(y[first], y[~first], MARGIN, groups1=width[first],
-                                           groups2=width[~first]).pvalue,  # fmt: skip
+        "configurations, TOST (now)": tost(
+            y[first], y[~first], MARGIN, groups1=width[first], groups2=width[~first]
+        ).pvalue,  # fmt: skip
         "cluster-robust OLS": _tost_p(ols.params[1], ols.bse[1], stats.t(g - 1)),
         "MixedLM": _tost_p(mixed.fe_params[1], mixed.bse_fe[1], stats.norm),
     }
