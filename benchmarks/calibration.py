@@ -45,6 +45,7 @@ from bridge.calibration import (  # noqa: E402
     SEEDS,
     Design,
     calibrate,
+    confirm_alarms,
     summarize,
 )
 
@@ -60,25 +61,6 @@ def rate_table(summary: pd.DataFrame) -> str:
                       for e, t, targeted in zip(summary["error"], summary["target"], summary["targeted"],
                                                 strict=True)]  # fmt: skip
     return shown.to_string(index=False)
-
-
-def confirm(summary: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    """Each targeted regime past α + 2 s.e. re-run on ``args.confirm`` × ``args.reps`` fresh replications of its
-    kind alone (module docstring); one row per alarm with the screen's and the confirmation's error rates."""
-    alarms = summary[summary["targeted"] & ~summary["holds"]]
-    rows = []
-    for _, alarm in alarms.iterrows():
-        design = Design(int(alarm["configs"]), int(alarm["seeds"]), float(alarm["effect"]))
-        reps = args.confirm * args.reps
-        fresh = calibrate([design], [KINDS[alarm["kind"]]], reps, alpha=args.alpha, n_resamples=args.resamples,
-                          workers=args.workers, start=args.reps)  # fmt: skip
-        again = summarize(fresh, args.alpha).iloc[0]
-        rows.append({"configs": design.n_configs, "seeds": design.n_seeds, "kind": alarm["kind"],
-                     "screen error": f"{alarm['error']:.3f} > {alarm['target']:.3f}", "fresh reps": reps,
-                     "fresh error": f"{again['error']:.3f} {'<=' if again['holds'] else '>'} {again['target']:.3f}",
-                     "holds": bool(again["holds"])})  # fmt: skip
-    columns = ["configs", "seeds", "kind", "screen error", "fresh reps", "fresh error", "holds"]
-    return pd.DataFrame(rows, columns=columns)
 
 
 def test_rates(raw: pd.DataFrame, kind: str) -> str:
@@ -169,7 +151,8 @@ def main() -> None:
         if kind in set(raw["kind"]):
             print(f"\nPer-test pass/fail rates, {kind}:")
             print(test_rates(raw, kind))
-    confirmed = confirm(summary, args)
+    confirmed = confirm_alarms(summary, args.reps, factor=args.confirm, alpha=args.alpha,
+                               n_resamples=args.resamples, workers=args.workers)  # fmt: skip
     if len(confirmed):
         print(f"\nRegimes past α + 2 s.e., re-run on {args.confirm}× fresh replications (module docstring):")
         print(confirmed.to_string(index=False))

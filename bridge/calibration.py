@@ -418,6 +418,36 @@ def summarize(raw: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def confirm_alarms(
+    summary: pd.DataFrame,
+    reps: int,
+    *,
+    factor: int = 10,
+    alpha: float = 0.05,
+    n_resamples: int = N_RESAMPLES,
+    workers: int = 1,
+) -> pd.DataFrame:
+    """Re-run each alarm of a screen: every targeted regime of ``summary`` (:func:`summarize` of ``reps``
+    replications) past α + 2 s.e. gets ``factor`` × ``reps`` fresh replications of its kind alone, numbered after
+    the screen's (other data), and is judged on those alone. With ~100 cells of 100 replications, a cell whose
+    true error rate is exactly α passes its bound with probability ~0.03, so one or two alarms are expected by
+    chance; a real excess shows again. One row per alarm: the screen's and the fresh error rate, and whether the
+    fresh one holds."""
+    check_positive_int("factor", factor, owner="confirm_alarms")
+    rows = []
+    for _, alarm in summary[summary["targeted"] & ~summary["holds"]].iterrows():
+        design = Design(int(alarm["configs"]), int(alarm["seeds"]), float(alarm["effect"]))
+        fresh = calibrate([design], [KINDS[alarm["kind"]]], factor * reps, alpha=alpha, n_resamples=n_resamples,
+                          workers=workers, start=reps)  # fmt: skip
+        again = summarize(fresh, alpha).iloc[0]
+        rows.append({"configs": design.n_configs, "seeds": design.n_seeds, "kind": alarm["kind"],
+                     "screen error": f"{alarm['error']:.3f} > {alarm['target']:.3f}", "fresh reps": factor * reps,
+                     "fresh error": f"{again['error']:.3f} {'<=' if again['holds'] else '>'} {again['target']:.3f}",
+                     "holds": bool(again["holds"])})  # fmt: skip
+    columns = ["configs", "seeds", "kind", "screen error", "fresh reps", "fresh error", "holds"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 @dataclass(frozen=True)
 class Power:
     """Rates of the three verdicts on one kind of hypothesis for one design (:func:`power`); ``power`` is the

@@ -19,6 +19,7 @@ from bridge.calibration import (
     Design,
     calibrate,
     configuration_tau,
+    confirm_alarms,
     design_effect,
     hypothesis_file,
     power,
@@ -127,3 +128,19 @@ def test_event_and_equivalence_kinds():
     assert power(12, 5, 3.0, kind="true equivalence", reps=10).power > 0.5
     with pytest.raises(ValueError, match="margin is the design's effect"):
         hypothesis_file(EQUIVALENCE_KINDS, effect=0.0)
+
+
+def test_an_alarm_is_judged_on_fresh_replications_only():
+    """A screen's regime past α + 2 s.e. is re-run on fresh replications (numbered after the screen's) and judged on
+    those; a regime within its bound, or one without a target (the wrong law), is not re-run."""
+    screen = calibrate([Design(3, 2)], [KINDS["boundary order"], KINDS["wrong law"]], 4, n_resamples=19)
+    summary = summarize(screen)
+    assert summary["targeted"].tolist() == [True, False]
+    assert confirm_alarms(summary.assign(holds=True), 4, factor=2, n_resamples=19).empty
+    alarm = summary.assign(holds=[False, False], error=[0.5, 0.5])  # as if the screen had raised both
+    confirmed = confirm_alarms(alarm, 4, factor=2, n_resamples=19)
+    assert confirmed[["kind", "fresh reps"]].values.tolist() == [["boundary order", 8]]
+    fresh = summarize(calibrate([Design(3, 2)], [KINDS["boundary order"]], 8, n_resamples=19, start=4)).iloc[0]
+    assert confirmed["holds"].item() == bool(fresh["holds"])
+    assert confirmed["fresh error"].item().startswith(f"{fresh['error']:.3f}")
+    assert confirmed["screen error"].item() == "0.500 > " + f"{summary['target'].iloc[0]:.3f}"
