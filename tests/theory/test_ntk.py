@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from theory import NTKImplementation, empirical_ntk, jacobian, resolve_implementation
-from theory.ntk import structured
+from theory.ntk import _factors, structured
 
 IMPLEMENTATIONS = ["structured", "jacobian", "ntk_vp"]
 
@@ -242,7 +242,7 @@ def test_float32_model_computed_in_float64_on_request(name):
 @pytest.mark.parametrize("mode", ["full", "trace", "diag"])
 def test_both_structured_conv_forms_match_the_reference(monkeypatch, name, patch_grams, mode):
     """Conv layers are contracted by patch/δ Grams or by per-sample gradients, whichever is cheaper: test both."""
-    monkeypatch.setattr(structured, "_prefer_patch_grams", lambda *args: patch_grams)
+    monkeypatch.setattr(_factors, "prefer_patch_grams", lambda *args: patch_grams)
     monkeypatch.setattr(structured, "_PAIR_ELEMENTS", 500)  # forces several row chunks
     model, x1, x2 = build_case(name)
     expected = reference(name)[1]
