@@ -12,7 +12,10 @@ import torch
 from torch import Tensor, nn
 from torch.func import jacrev, vmap
 
+from theory.ntk._factors import CountSketch
 from theory.ntk._model import ModelView, make_view, translate_torch_func_errors
+
+_CHUNK_BYTES = 2**28  # Jacobian bytes of one vmap(jacrev) chunk
 
 
 def jacobian(
@@ -67,19 +70,61 @@ def contract(g1: Tensor, g2: Tensor, mode: str) -> Tensor:
 
 
 class JacobianBackend:
-    """Kernel blocks as contractions of per-sample Jacobian blocks, one parameter group at a time."""
+    """Kernel blocks as contractions of per-sample Jacobian blocks, one parameter group at a time.
 
-    def __init__(self, view: ModelView, groups: dict[str, tuple[str, ...]], mode: str) -> None:
+    Jacobians are formed in chunks of samples that keep ``vmap(jacrev)``'s temporaries near 256 MB. With
+    ``sketch_dim`` = k each owning module's Jacobian columns (if more than k) are count-sketched to k.
+    """
+
+    def __init__(
+        self,
+        view: ModelView,
+        groups: dict[str, tuple[str, ...]],
+        mode: str,
+        sketch_dim: int | None = None,
+        random_state: int | None = None,
+    ) -> None:
         self.view = view
         self.groups = groups
         self.mode = mode
+        self.sketch_dim = sketch_dim
+        self.seed = torch.seed() if random_state is None and sketch_dim else random_state
+        owners = view.groups
+        self.owners = {key: [o for o in owners if set(owners[o]) & set(names)] for key, names in groups.items()}
+        self.sketches: dict[str, CountSketch | None] = {}
+
+    def _width(self, owner: str) -> int:
+        size = sum(self.view.params[n].numel() for n in self.view.groups[owner])
+        return size if self.sketch_dim is None else min(size, self.sketch_dim)
 
     def bytes_per_sample(self, x: Tensor) -> int:
         n_out = self.view(x[:1]).shape[1]
-        return n_out * self.view.n_params * (torch.finfo(self.view.dtype).bits // 8)
+        width = sum(self._width(o) for owners in self.owners.values() for o in owners)
+        return n_out * width * (torch.finfo(self.view.dtype).bits // 8)
+
+    def _sketch(self, owner: str, size: int, like: Tensor) -> CountSketch | None:
+        if self.sketch_dim is None or size <= self.sketch_dim:
+            return None
+        if owner not in self.sketches:
+            seed = (self.seed + 7919 * list(self.view.groups).index(owner)) % 2**63
+            self.sketches[owner] = CountSketch.draw(size, self.sketch_dim, seed, like)
+        return self.sketches[owner]
 
     def features(self, x: Tensor) -> dict[str, Tensor]:
-        return jacobian_features(self.view, x, self.groups)
+        n, n_out = x.shape[0], self.view(x[:1]).shape[1]
+        full_bytes = n_out * self.view.n_params * (torch.finfo(self.view.dtype).bits // 8)
+        chunk = max(1, _CHUNK_BYTES // full_bytes)
+        out = {key: x.new_empty((n, n_out, sum(self._width(o) for o in owners)), dtype=self.view.dtype)
+               for key, owners in self.owners.items()}  # fmt: skip
+        for start in range(0, n, chunk):
+            jac = jacobian_features(self.view, x[start : start + chunk], self.view.groups)
+            for key, owners in self.owners.items():
+                pieces = []
+                for owner in owners:
+                    sketch = self._sketch(owner, jac[owner].shape[2], jac[owner])
+                    pieces.append(jac[owner] if sketch is None else sketch(jac[owner]))
+                out[key][start : start + chunk] = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2)
+        return out
 
     def contract(self, f1: dict[str, Tensor], f2: dict[str, Tensor]) -> dict[str, Tensor]:
         return {key: contract(f1[key], f2[key], self.mode) for key in self.groups}
