@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from theory._validation import check_in_range, check_option, check_positive_int
+from theory._validation import check_device, check_in_range, check_option, check_positive_int
 
 
 class PredictQuantity(StrEnum):
@@ -161,6 +161,7 @@ def predict(
     sizes: Sequence[int] | None = None,
     top: int = 10,
     random_state: int = 0,
+    device: str = "cpu",
 ) -> ModelPrediction:
     """Compute theory ``quantities`` (:class:`PredictQuantity` names; None: all) of a model on data.
 
@@ -176,6 +177,8 @@ def predict(
         sizes: sample sizes of the learning curve (default n_train/8, /4, /2, n_train).
         top: how many leading eNTK eigenvalues to keep in ``spectrum``.
         random_state: seeds the factory and the stochastic measures.
+        device: where the eNTK and its spectrum are computed ('cpu', 'cuda[:index]', 'mps' or 'auto'); the
+            model stays where it is and the measures run on the host.
     """
     from theory import (
         CHEAP_MEASURES,
@@ -196,6 +199,7 @@ def predict(
     for name, value in (("n_train", n_train), ("n_test", n_test), ("top", top)):
         check_positive_int(name, value, owner="predict")
     check_in_range("ridge", ridge, 0, None, owner="predict")
+    device = check_device("device", device, owner="predict")
     factory = load_factory(model) if isinstance(model, str) else model
     if isinstance(factory, torch.nn.Module):
         net, make = factory, None
@@ -219,7 +223,8 @@ def predict(
         x, y, x_test, y_test = (torch.as_tensor(t) for t in data)
         x, y, x_test = x[:n_train].float(), y[:n_train], x_test[:n_test].float()
         task = "regression" if y.is_floating_point() else "classification"
-    implementation = resolve_implementation(net, x).value
+    x_dev, x_test_dev = x.to(device), x_test.to(device)
+    implementation = resolve_implementation(net, x_dev).value
     notes = []
     if implementation != "structured":
         notes.append(
@@ -231,8 +236,9 @@ def predict(
     curve = None
     kernel_needed = {"ntk", "effective_parameters", "learning_curve"} & set(names)
     if kernel_needed:
-        kernel = empirical_ntk(net, x, trace_outputs=True, dtype=torch.float64).numpy()
-        eig = kernel_eigh(kernel)
+        kernel_t = empirical_ntk(net, x_dev, trace_outputs=True, dtype=torch.float64)
+        eig = kernel_eigh(kernel_t)
+        kernel = kernel_t.cpu().numpy()
         targets = _targets(net, x, y, task)
         spectrum = tuple(float(v) for v in eig.eigenvalues[:top])
     if "ntk" in names:
@@ -248,8 +254,8 @@ def predict(
         def k(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             return empirical_ntk(net, a, b, trace_outputs=True, dtype=torch.float64)
 
-        smoother = KernelRidgeSmoother(k, ridge=ridge).fit(x)
-        values |= {"p_train": smoother.effective_parameters(), "p_test": smoother.effective_parameters(x_test)}
+        smoother = KernelRidgeSmoother(k, ridge=ridge).fit(x_dev)
+        values |= {"p_train": smoother.effective_parameters(), "p_test": smoother.effective_parameters(x_test_dev)}
     if "learning_curve" in names:
         n = len(x)
         lam = np.clip(eig.eigenvalues, 0, None) / n

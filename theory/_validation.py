@@ -52,3 +52,30 @@ def check_in_range(
     if bad_low or bad_high or v != v:
         raise ValueError(f"The {name!r} parameter{where} must be a real number in {interval}. Got {value!r} instead.")
     return v
+
+
+def check_device(name: str, value: Any, *, owner: str | None = None) -> Any:
+    """Return the ``torch.device`` named by ``value`` ('cpu', 'cuda', 'cuda:1', 'mps' or 'auto': CUDA, then
+    MPS, then the CPU) if torch can use it on this machine; else raise ``ValueError`` saying why."""
+    import torch
+
+    where = f" of {owner}" if owner else ""
+    if value == "auto":
+        value = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"The {name!r} parameter{where} must be 'cpu', 'cuda[:index]', 'mps' or 'auto'. Got {value!r} instead."
+        ) from None
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if not available.get(device.type, False):
+        raise ValueError(
+            f"The {name!r} parameter{where} names {str(device)!r}, which torch cannot use on this machine "
+            f"(cuda available: {torch.cuda.is_available()}, mps available: {torch.backends.mps.is_available()})."
+        )
+    return device

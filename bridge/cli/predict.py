@@ -18,6 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-test", type=int, default=256, help="test inputs for p_test (default 256)")
     parser.add_argument("--ridge", type=float, default=0.0, help="ridge of the kernel smoother (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="random_state of the factory and measures")
+    parser.add_argument("--device", default="cpu", help="device of the eNTK: cpu (default), cuda[:index], mps, auto")
     parser.add_argument("-o", "--output", default=None, help="write .json or .csv instead of printing only")
 
 
@@ -26,7 +27,7 @@ def execute(args: argparse.Namespace) -> int:
 
     result = predict(
         args.model, args.data, args.quantities, checkpoint=args.checkpoint, n_train=args.n_train,
-        n_test=args.n_test, ridge=args.ridge, random_state=args.seed,
+        n_test=args.n_test, ridge=args.ridge, random_state=args.seed, device=args.device,
     )  # fmt: skip
     print(result.summary())
     if args.output:
