@@ -1,0 +1,82 @@
+"""The blocked driver of empirical_ntk: every memory plan gives the same kernel, within its budget."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_ntk import IMPLEMENTATIONS, assert_close, build_case, reference
+
+from theory import empirical_ntk
+from theory.ntk import _blocks
+
+MODES = {"full": {}, "trace": {"trace_outputs": True}, "diag": {"diagonal_outputs": True}}
+
+
+def _reduce(kernel: torch.Tensor, mode: str) -> torch.Tensor:
+    if mode == "full":
+        return kernel
+    diag = kernel.diagonal(dim1=2, dim2=3)
+    return diag.mean(-1) if mode == "trace" else diag
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("budget", [1, 3000, 20_000])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_streamed_blocks_match_the_reference(monkeypatch, mode, budget, symmetric):
+    """A feature budget smaller than all features forces held row blocks and streamed, recomputed columns."""
+    monkeypatch.setattr(_blocks, "HOST_FEATURE_BYTES", budget)
+    model, x1, x2 = build_case("resnet_norms")
+    expected = _reduce(reference("resnet_norms")[0 if symmetric else 1], mode)
+    for implementation in IMPLEMENTATIONS:
+        theta = empirical_ntk(model, x1, None if symmetric else x2, implementation=implementation, **MODES[mode])
+        assert_close(theta, expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n1=st.integers(1, 300),
+    n2=st.integers(1, 300),
+    symmetric=st.booleans(),
+    feature_bytes=st.integers(1, 10**6),
+    budget=st.integers(1, 10**8),
+    block=st.one_of(st.none(), st.integers(1, 50)),
+    gemm_rows=st.sampled_from([1, 10]),
+)
+def test_plan_respects_the_budget_and_covers_every_sample(n1, n2, symmetric, feature_bytes, budget, block, gemm_rows):
+    n2 = n1 if symmetric else n2
+    plan = _blocks.plan(n1, n2, symmetric, feature_bytes, 4 * gemm_rows**2, gemm_rows, budget, block)
+    assert min(plan.held, plan.streamed, plan.diagonal_strip, plan.strip) >= 1
+    assert plan.diagonal_strip <= max(plan.held, 1) and plan.strip <= plan.held
+    if block is not None:
+        assert plan.held == plan.streamed == block
+    elif n1 * feature_bytes <= budget // 2:  # everything fits: one held block, features computed once
+        assert plan.held >= n1 or not symmetric
+    if block is None and plan.held > 1:  # held features never exceed the budget (one sample always allowed)
+        assert plan.held * feature_bytes <= budget
+
+
+def test_all_features_are_computed_once_when_they_fit(monkeypatch):
+    calls = []
+    model, x1, _ = build_case("conv2d_batchnorm", n1=9)
+    original = _blocks.fill_kernel
+
+    def counting(backend, *args, **kwargs):
+        features = backend.features
+        backend.features = lambda x: calls.append(len(x)) or features(x)
+        return original(backend, *args, **kwargs)
+
+    monkeypatch.setattr(_blocks, "fill_kernel", counting)
+    empirical_ntk(model, x1, implementation="structured", trace_outputs=True)
+    assert calls == [1, 9]  # one sample to size the features, then every sample once
+
+
+def test_channels_last_is_dropped_for_models_that_reject_it(caplog):
+    model, x1, x2 = build_case("conv_view")
+    with caplog.at_level(logging.INFO, logger="theory.ntk"):
+        theta = empirical_ntk(model, x1, x2, implementation="structured")
+    assert "channels-last input rejected" in caplog.text
+    assert_close(theta, reference("conv_view")[1])
