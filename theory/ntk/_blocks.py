@@ -94,7 +94,7 @@ def plan(
         streamed = max(1, min(n2, budget // (8 * feature_bytes)))
         held = max(streamed, min(n1, (budget - streamed * feature_bytes) // feature_bytes))
     bound = max(1, PAIR_BYTES // (max(held, streamed) * pair_bytes))
-    diagonal = held if block is not None else max(math.ceil(held / 8), math.ceil(64 / gemm_rows))
+    diagonal = held if block is not None else min(held, max(math.ceil(held / 8), math.ceil(64 / gemm_rows)))
     return Plan(held, streamed, max(1, min(diagonal, bound)), max(1, min(held, bound)))
 
 
