@@ -59,19 +59,25 @@ def test_plan_respects_the_budget_and_covers_every_sample(n1, n2, symmetric, fea
         assert plan.held * feature_bytes <= budget
 
 
-def test_all_features_are_computed_once_when_they_fit(monkeypatch):
+@pytest.mark.parametrize("mode", list(MODES))
+def test_all_features_are_computed_once_when_they_fit(monkeypatch, mode):
+    """Full kernels compute every sample's features once; traced and diagonal ones stream the outputs of every
+    sample in one pass."""
     calls = []
     model, x1, _ = build_case("conv2d_batchnorm", n1=9)
     original = _blocks.fill_kernel
 
     def counting(backend, *args, **kwargs):
-        features = backend.features
-        backend.features = lambda x: calls.append(len(x)) or features(x)
+        for method in ("features", "output_features"):
+            wrapped = getattr(backend, method)
+            setattr(backend, method, lambda x, m=method, f=wrapped: calls.append((m, len(x))) or f(x))
         return original(backend, *args, **kwargs)
 
     monkeypatch.setattr(_blocks, "fill_kernel", counting)
-    empirical_ntk(model, x1, implementation="structured", trace_outputs=True)
-    assert calls == [1, 9]  # one sample to size the features, then every sample once
+    theta = empirical_ntk(model, x1, implementation="structured", **MODES[mode])
+    assert calls == [("features" if mode == "full" else "output_features", 9)]
+    monkeypatch.setattr(_blocks, "fill_kernel", original)
+    assert_close(theta, _reduce(empirical_ntk(model, x1, implementation="jacobian"), mode))
 
 
 def test_channels_last_is_dropped_for_models_that_reject_it(caplog):

@@ -1,10 +1,12 @@
 """The blocked driver of ``empirical_ntk``: features of row and column blocks, contracted in strips.
 
-Memory is bounded by a feature budget (host: ``HOST_FEATURE_BYTES``; CUDA: a quarter of the free device
-memory). When every sample's features fit, they are computed once and the Gram is taken in row strips
-against all later columns, so a symmetric kernel costs (1 + 1/8)/2 of the square product. Otherwise a row
-block as large as the budget allows is held while column blocks are streamed (and recomputed for each row
-block): feature work grows by about N/(2R) for R held rows, the Gram work does not.
+Memory is bounded by a budget (host: ``HOST_FEATURE_BYTES``; CUDA: a quarter of the free device memory):
+3/4 of it for held features, 1/4 for the working memory (activations, patches) of the chunk of samples
+whose features are being computed. When every sample's features fit, they are computed once and the Gram
+is taken in row strips against all later columns, so a symmetric kernel costs about 9/16 of the square
+product. Otherwise a row block as large as the budget allows is held while column blocks are streamed (and
+recomputed for each row block): feature work grows by about N/(2R) for R held rows, the Gram work does not.
+Traced and diagonal kernels stream the outputs instead when one output's features of every sample fit.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-HOST_FEATURE_BYTES = 3 * 2**29  # 1.5 GiB of held features on the host
+HOST_FEATURE_BYTES = 2**31  # 2 GiB on the host: 3/4 for held features, 1/4 for the working memory of a chunk
 PAIR_BYTES = 2**28  # bound on the kernel temporaries of one contraction call
 
 
@@ -26,8 +28,8 @@ class KernelBackend(Protocol):
     groups: dict[str, tuple[str, ...]]
     mode: str  # "full", "trace" or "diag"
 
-    def bytes_per_sample(self, x: Tensor) -> int:
-        """Memory of one sample's features (sizes the blocks)."""
+    def bytes_per_sample(self, x: Tensor) -> tuple[int, int]:
+        """(held, working) bytes per sample: the features ``features`` returns, and its memory on the way."""
 
     def features(self, x: Tensor) -> Any:
         """Features of a block of inputs: tensors, dicts, lists or dataclasses batched along dim 0."""
@@ -43,7 +45,23 @@ def feature_budget(device: torch.device) -> int:
     return HOST_FEATURE_BYTES
 
 
-def rows(features: Any, start: int, stop: int) -> Any:
+def concat(parts: list[Any]) -> Any:
+    """Features of consecutive sample chunks joined along dim 0 (the inverse of :func:`rows`)."""
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    if isinstance(first, Tensor):
+        return torch.cat(parts)
+    if isinstance(first, dict):
+        return {k: concat([p[k] for p in parts]) for k in first}
+    if isinstance(first, list):
+        return [concat([p[i] for p in parts]) for i in range(len(first))]
+    joined = {f.name: concat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(first)
+              if isinstance(getattr(first, f.name), Tensor)}  # fmt: skip
+    return dataclasses.replace(first, **joined)
+
+
+def rows(features: Any, start: int, stop: int | None) -> Any:
     """The features of samples ``start:stop`` of a block (views, no copies)."""
     if isinstance(features, Tensor):
         return features[start:stop]
@@ -101,17 +119,33 @@ def plan(
 def fill_kernel(
     backend: KernelBackend, x1: Tensor, x2: Tensor | None, n_out: int, dtype: torch.dtype, block: int | None
 ) -> dict[str, Tensor]:
-    """Kernels {group: (N1, N2, ...)} filled block by block; with ``x2=None`` the upper triangle is mirrored."""
+    """Kernels {group: (N1, N2, ...)} filled block by block; with ``x2=None`` the upper triangle is mirrored.
+
+    Traced and diagonal kernels are sums over outputs of single-output kernels: when the backend streams
+    outputs (``output_features``) and every sample's single-output features fit the budget, one pass over
+    the outputs fills the whole kernel, holding 1/O of the features (and keeping them hot in cache).
+    """
     symmetric, mode = x2 is None, backend.mode
     x2 = x1 if symmetric else x2
     n1, n2 = x1.shape[0], x2.shape[0]
     itemsize = torch.finfo(dtype).bits // 8
     per_pair = {"full": n_out * n_out, "diag": n_out, "trace": 1}[mode]
-    feature_bytes = max(backend.bytes_per_sample(x1), 1)
-    gemm_rows = n_out if mode == "full" else 1
-    p = plan(n1, n2, symmetric, feature_bytes, per_pair * itemsize, gemm_rows, feature_budget(x1.device), block)
+    budget = feature_budget(x1.device)
     tail = (n_out, n_out) if mode == "full" else (n_out,) if mode == "diag" else ()
     out = {key: torch.empty((n1, n2, *tail), dtype=dtype, device=x1.device) for key in backend.groups}
+    streams = mode != "full" and block is None and hasattr(backend, "output_features")
+    if streams and (n1 + (0 if symmetric else n2)) * backend.output_bytes_per_sample(x1) <= budget:
+        p = plan(n1, n2, symmetric, 1, itemsize, 1, budget, None)
+        with torch.no_grad():
+            _fill_by_output(backend, x1, None if symmetric else x2, out, p.diagonal_strip, p.strip)
+        return out
+    feature_bytes, working = backend.bytes_per_sample(x1)
+    gemm_rows = n_out if mode == "full" else 1
+    p = plan(n1, n2, symmetric, max(feature_bytes, 1), per_pair * itemsize, gemm_rows, budget * 3 // 4, block)
+    chunk = max(1, budget // 4 // max(working, 1))  # samples whose working memory may coexist
+
+    def features(x: Tensor) -> Any:
+        return concat([backend.features(x[c : c + chunk]) for c in range(0, x.shape[0], chunk)])
 
     def put(i: int, j: int, blocks: dict[str, Tensor], mirror_from: int | None) -> None:
         for key, value in blocks.items():
@@ -131,13 +165,42 @@ def fill_kernel(
     cached = None
     with torch.no_grad():
         for i in range(0, n1, p.held):
-            held = backend.features(x1[i : i + p.held])
+            held = features(x1[i : i + p.held])
             count = min(p.held, n1 - i)
             if symmetric:
                 strips(held, held, i, i, p.diagonal_strip, count, diagonal=True)
             for j in range(i + count if symmetric else 0, n2, p.streamed):
                 if cached is None or p.streamed < n2:
-                    cols = backend.features(x2[j : j + p.streamed])
+                    cols = features(x2[j : j + p.streamed])
                     cached = cols if p.streamed == n2 else None
                 strips(held, cols if cached is None else cached, i, j, p.strip, count, diagonal=False)
     return out
+
+
+def _fill_by_output(backend: Any, x1: Tensor, x2: Tensor | None, out: dict[str, Tensor], diagonal: int, strip: int):
+    """One pass over the outputs of all samples: Θ_tr = (1/O) Σ_o Θ_o, Θ_diag[..., o] = Θ_o; for x2=None the
+    upper triangle of each Θ_o is taken in strips and the lower one mirrored at the end."""
+    symmetric, mode = x2 is None, backend.mode
+    n1 = x1.shape[0]
+    streams = [backend.output_features(x1)] + ([] if symmetric else [backend.output_features(x2)])
+    if mode == "trace":
+        for value in out.values():
+            value.zero_()
+    for o, feats in enumerate(zip(*streams, strict=True)):
+        f1, f2 = feats[0], feats[-1]
+        height = diagonal if symmetric else strip
+        for s in range(0, n1, height):
+            start = s if symmetric else 0
+            blocks = backend.contract_outputs(rows(f1, s, s + height), rows(f2, start, None))
+            for key, value in blocks.items():
+                target = out[key][s : s + value.shape[0], start:]
+                if mode == "trace":
+                    target.add_(value)
+                else:
+                    target[..., o] = value
+    for value in out.values():
+        if mode == "trace":
+            value.div_(o + 1)
+        if symmetric:
+            for s in range(0, n1, diagonal):
+                value[s + diagonal :, s : s + diagonal] = value[s : s + diagonal, s + diagonal :].transpose(0, 1)

@@ -75,7 +75,16 @@ Factor = Tensor | Kron | PatchKron
 
 
 class Collector:
-    """Receives δ_o = ∂f_o/∂y of one layer for each output o in turn, then returns the layer's factors."""
+    """Receives δ_o = ∂f_o/∂y of one layer for each output o in turn, then returns the layer's factors.
+
+    ``buf`` is the buffer it fills and ``keeps`` the other tensors it holds (patches, x̂), for memory plans.
+    """
+
+    buf: Tensor
+    keeps: tuple[Tensor, ...] = ()
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.buf, *self.keeps))
 
     def add(self, o: int, delta: Tensor) -> None:
         raise NotImplementedError
@@ -174,14 +183,17 @@ def shared_layer(
     per-sample gradients Σ_t δ_t ⊗ p_t by one bmm per output and group. ``to_gct`` maps δ_o to (B, G, C, T)."""
     n, groups, positions, k = patches.shape
     if prefer_patch_grams(positions, k, c, n_out, mode):
-        return Stacked(patches, n_out, (n, groups, c, positions), lambda d: PatchKron(patches, d))
+        collector = Stacked(patches, n_out, (n, groups, c, positions), lambda d: PatchKron(patches, d))
+    else:
 
-    def grad(delta: Tensor, out: Tensor) -> None:
-        d, o = to_gct(delta), out.view(n, groups, c, k)
-        for g in range(groups):
-            torch.bmm(d[:, g], patches[:, g], out=o[:, g])
+        def grad(delta: Tensor, out: Tensor) -> None:
+            d, o = to_gct(delta), out.view(n, groups, c, k)
+            for g in range(groups):
+                torch.bmm(d[:, g], patches[:, g], out=o[:, g])
 
-    return Gradients(patches, n_out, groups * c * k, grad, sketch(groups * c * k))
+        collector = Gradients(patches, n_out, groups * c * k, grad, sketch(groups * c * k))
+    collector.keeps = (patches,)
+    return collector
 
 
 def norm_layer(
@@ -206,7 +218,9 @@ def norm_layer(
         pieces = ([(d * x_hat).sum(axis)] if use_w else []) + ([d.sum(axis)] if use_b else [])
         out.copy_(torch.cat(pieces, dim=1))
 
-    return Gradients(a, n_out, size * (use_w + use_b), grad, sketch(size * (use_w + use_b)))
+    collector = Gradients(a, n_out, size * (use_w + use_b), grad, sketch(size * (use_w + use_b)))
+    collector.keeps = (x_hat,)
+    return collector
 
 
 def embedding_layer(module: nn.Embedding, ids: Tensor, like: Tensor, n_out: int, sketch) -> Collector:

@@ -97,10 +97,11 @@ class JacobianBackend:
         size = sum(self.view.params[n].numel() for n in self.view.groups[owner])
         return size if self.sketch_dim is None else min(size, self.sketch_dim)
 
-    def bytes_per_sample(self, x: Tensor) -> int:
+    def bytes_per_sample(self, x: Tensor) -> tuple[int, int]:
+        """Held Jacobian (or sketch) bytes per sample; the working memory is bounded by the chunks."""
         n_out = self.view(x[:1]).shape[1]
         width = sum(self._width(o) for owners in self.owners.values() for o in owners)
-        return n_out * width * (torch.finfo(self.view.dtype).bits // 8)
+        return n_out * width * (torch.finfo(self.view.dtype).bits // 8), 0
 
     def _sketch(self, owner: str, size: int, like: Tensor) -> CountSketch | None:
         if self.sketch_dim is None or size <= self.sketch_dim:

@@ -29,8 +29,8 @@ class NTKVPBackend:
         self.groups = groups
         self.mode = mode
 
-    def bytes_per_sample(self, x: Tensor) -> int:
-        return 0
+    def bytes_per_sample(self, x: Tensor) -> tuple[int, int]:
+        return 0, 0
 
     def features(self, x: Tensor) -> Tensor:
         return x

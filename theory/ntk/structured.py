@@ -14,6 +14,7 @@ run in channels-last memory format (conv forward and backward-data ~2× faster o
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -107,10 +108,6 @@ class StructuredBackend:
         conv2d = any(isinstance(m, nn.Conv2d) for m in self.owners.values())
         self.channels_last = conv2d and view.dtype is not torch.float16
 
-    def bytes_per_sample(self, x: Tensor) -> int:
-        feats = self.features(x[:1])
-        return sum(t.numel() * t.element_size() for fs in feats.values() for f in fs for t in _tensors(f))
-
     def _forward(self, x: Tensor, capture, captured: tuple[dict, ...]) -> Tensor:
         """Outputs with the capture hooks; channels-last for 4-D inputs of conv nets, unless the model rejects
         it (e.g. ``.view`` on a conv output), in which case the contiguous format is used from then on."""
@@ -129,7 +126,8 @@ class StructuredBackend:
             for h in handles:
                 h.remove()
 
-    def features(self, x: Tensor) -> dict[str, list[Factor]]:
+    def _prepare(self, x: Tensor, slots: int | None, mode: str) -> tuple:
+        """Forward with capture hooks; collectors with ``slots`` outputs each (None: all O)."""
         inputs: dict[str, Tensor] = {}
         versions: dict[str, int] = {}
         perturbations: dict[str, Tensor] = {}
@@ -149,16 +147,22 @@ class StructuredBackend:
 
         with torch.enable_grad():
             out = self._forward(x, capture, (inputs, versions, perturbations))
-            paths = list(perturbations)
-            n_out = out.shape[1]
-            collectors = [self._collector(p, inputs[p].detach(), perturbations[p], n_out) for p in paths]
-            leaves = [perturbations[p] for p in paths]
-            for o in range(n_out):  # one backward per output: faster than is_grads_batched (vmap) here
-                deltas = torch.autograd.grad(
-                    out[:, o].sum(), leaves, retain_graph=o < n_out - 1, allow_unused=True, materialize_grads=True
-                )
-                for collector, delta in zip(collectors, deltas, strict=True):
-                    collector.add(o, delta)
+        paths = list(perturbations)
+        n_out = out.shape[1]
+        slots = n_out if slots is None else slots
+        collectors = [self._collector(p, inputs[p].detach(), perturbations[p], slots, mode) for p in paths]
+        return out, paths, [perturbations[p] for p in paths], collectors, (inputs, versions)
+
+    def _deltas(self, out: Tensor, leaves: list[Tensor], o: int) -> tuple[Tensor, ...]:
+        """δ of every layer for output o: one backward of Σ_n f_o(x_n) (samples do not interact)."""
+        with torch.enable_grad():
+            total = out[:, o].sum()
+        return torch.autograd.grad(
+            total, leaves, retain_graph=o < out.shape[1] - 1, allow_unused=True, materialize_grads=True
+        )
+
+    def _gather(self, paths: list[str], collectors: list, captured: tuple[dict, dict]) -> dict[str, list[Factor]]:
+        inputs, versions = captured
         changed = [p for p in paths if inputs[p]._version != versions[p]]
         if changed:
             raise ValueError(f"The inputs of layers {changed} are modified in place after use; the kernel is undefined")
@@ -166,6 +170,57 @@ class StructuredBackend:
         for path, collector in zip(paths, collectors, strict=True):
             feats[path if path in feats else ""].extend(collector.finish())
         return feats
+
+    def features(self, x: Tensor) -> dict[str, list[Factor]]:
+        """Factors of every layer for all O outputs (one backward per output: faster than is_grads_batched)."""
+        out, paths, leaves, collectors, captured = self._prepare(x, None, self.mode)
+        for o in range(out.shape[1]):
+            for collector, delta in zip(collectors, self._deltas(out, leaves, o), strict=True):
+                collector.add(o, delta)
+        return self._gather(paths, collectors, captured)
+
+    def output_features(self, x: Tensor) -> Iterator[dict[str, list[Factor]]]:
+        """For o = 0, …, O−1 the factors of output o alone, in buffers reused from one output to the next: the
+        traced and diagonal kernels are sums over o of single-output kernels, so they need 1/O of the memory."""
+        out, paths, leaves, collectors, captured = self._prepare(x, 1, "trace")
+        for o in range(out.shape[1]):
+            for collector, delta in zip(collectors, self._deltas(out, leaves, o), strict=True):
+                collector.add(0, delta)
+            yield self._gather(paths, collectors, captured)
+
+    def bytes_per_sample(self, x: Tensor) -> tuple[int, int]:
+        """Bytes per sample of :meth:`features`: the factors it returns, and the working memory on the way
+        (saved activations, patches, unsketched gradients)."""
+        return self._bytes_per_sample(x, None, self.mode)
+
+    def output_bytes_per_sample(self, x: Tensor) -> int:
+        """Memory per sample of :meth:`output_features`: one output's factors, saved activations and patches."""
+        return sum(self._bytes_per_sample(x, 1, "trace"))
+
+    def _bytes_per_sample(self, x: Tensor, slots: int | None, mode: str) -> tuple[int, int]:
+        """(held, working) bytes of a forward and its collectors, two samples minus one (parameters saved
+        for the backward cancel)."""
+
+        def measure(batch: Tensor) -> tuple[int, int]:
+            total = 0
+
+            def pack(t: Tensor) -> Tensor:
+                nonlocal total
+                total += t.numel() * t.element_size()
+                return t
+
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                collectors = self._prepare(batch, slots, mode)[3]
+            held = sum(t.numel() * t.element_size() for c in collectors for f in c.finish() for t in _tensors(f))
+            return held, total + sum(c.nbytes() for c in collectors) - held
+
+        pair = x[:2] if len(x) >= 2 else x[:1].expand(2, *x.shape[1:])
+        (h2, w2), (h1, w1) = measure(pair), measure(x[:1])
+        return max(h2 - h1, 1), max(w2 - w1, 0)
+
+    def contract_outputs(self, f1: dict, f2: dict) -> dict[str, Tensor]:
+        """Kernel block (B1, B2) of two blocks' single-output factors from :meth:`output_features`."""
+        return {key: _contract_layers(f1[key], f2[key], "trace") for key in self.groups}
 
     def _sketch(self, path: str, like: Tensor):
         """The count-sketch of layer ``path`` for p per-sample gradients (None: exact), drawn once per layer."""
@@ -183,8 +238,9 @@ class StructuredBackend:
     def names(self, path: str) -> tuple[str, str]:
         return (f"{path}.weight", f"{path}.bias") if path else ("weight", "bias")
 
-    def _collector(self, path: str, a: Tensor, y: Tensor, n_out: int) -> _factors.Collector:
-        """The factor collector of one layer from its input ``a`` and output ``y`` (the perturbation)."""
+    def _collector(self, path: str, a: Tensor, y: Tensor, n_out: int, mode: str) -> _factors.Collector:
+        """The factor collector of one layer from its input ``a`` and output ``y`` (the perturbation), for
+        ``n_out`` outputs contracted in ``mode``."""
         module = self.owners[path]
         w, b = self.names(path)
         use_w, use_b = w in self.selected, b in self.selected
@@ -200,7 +256,7 @@ class StructuredBackend:
             def seq_gct(d: Tensor) -> Tensor:
                 return d.reshape(n, -1, c).transpose(1, 2).unsqueeze(1)
 
-            return _factors.shared_layer(patches, seq_gct, c, n_out, self.mode, sketch)
+            return _factors.shared_layer(patches, seq_gct, c, n_out, mode, sketch)
         if isinstance(module, nn.Conv1d | nn.Conv2d):
             patches = _factors.conv_patches(module, a, use_w, use_b)
             groups, c = module.groups, module.out_channels // module.groups
@@ -208,7 +264,7 @@ class StructuredBackend:
             def conv_gct(d: Tensor) -> Tensor:
                 return d.reshape(n, groups, c, -1)
 
-            return _factors.shared_layer(patches, conv_gct, c, n_out, self.mode, sketch)
+            return _factors.shared_layer(patches, conv_gct, c, n_out, mode, sketch)
         if isinstance(module, nn.Embedding):
             return _factors.embedding_layer(module, a, y, n_out, sketch)
         stats = tuple(self.view.buffers.get(f"{path}.{s}" if path else s) for s in ("running_mean", "running_var"))
