@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Iterable
 from enum import StrEnum
 
@@ -29,7 +30,8 @@ class NTKImplementation(StrEnum):
     - ``JACOBIAN``: ``vmap(jacrev)`` per block and a contraction; time N·O·[FP] + N²·O²·P, memory B·O·P.
     - ``NTK_VP``: NTK-vector products (vjp then jvp); time N²·O·[FP], memory chunk·P, Θ never stored whole.
     - ``AUTO``: ``STRUCTURED`` if every parameter-owning module is supported, else the cheaper of the
-      other two by the cost formulas above (Novak et al. 2022), [FP] counted by ``FlopCounterMode``.
+      other two by the cost formulas above (Novak et al. 2022), [FP] counted by ``FlopCounterMode`` on the
+      inputs' device, Jacobian blocks that exceed that device's memory budget counted as recomputed.
     """
 
     AUTO = "auto"
@@ -157,7 +159,12 @@ def _resolve(view: ModelView, x1: Tensor, x2: Tensor | None, sketched: bool = Fa
     with FlopCounterMode(display=False) as counter:
         n_out = view(view.cast_input(x1[:1])).shape[1]
     fp = max(counter.get_total_flops(), 1)
-    cost_jac = (n1 + n2) * n_out * fp + n1 * n2 * n_out**2 * view.n_params
+    # Jacobian rows that do not fit this device's feature budget are recomputed once per held row block
+    jac_bytes = n_out * view.n_params * (torch.finfo(view.dtype).bits // 8)
+    budget = _blocks.feature_budget(x1.device) * 3 // 4  # as the blocked driver plans it
+    fits = n2 * jac_bytes <= (budget if x2 is None else budget // 2)
+    passes = 1 if fits else math.ceil(n1 / max(1, budget // jac_bytes)) / (2 if x2 is None else 1)
+    cost_jac = (n1 + n2 * passes) * n_out * fp + n1 * n2 * n_out**2 * view.n_params
     cost_vp = n1 * n2 * n_out * fp
     impl = NTKImplementation.JACOBIAN if cost_jac <= cost_vp else NTKImplementation.NTK_VP
     return impl, f"structured unsupported ({problem}); cost jacobian {cost_jac:.3g} vs ntk_vp {cost_vp:.3g}"
