@@ -119,3 +119,13 @@ def test_bad_approximation_options_are_named(options, message):
     model, x1, _ = build_case("mlp")
     with pytest.raises(ValueError, match=message):
         empirical_ntk(model, x1, **options)
+
+
+def test_unseeded_sketches_differ_and_leave_the_global_generator_alone():
+    model, x1, _ = build_case("resnet_norms")
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    first, second = (empirical_ntk(model, x1, sketch_dim=8, trace_outputs=True) for _ in range(2))
+    assert torch.equal(torch.rand(3), expected_next)
+    assert not torch.equal(first, second)

@@ -16,6 +16,7 @@ Per-sample gradients of a layer shared over positions are Σ_t δ_t ⊗ p_t: one
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -69,6 +70,11 @@ class CountSketch:
         """(B, O, p) per-sample gradients -> (B, O, k) sketched features."""
         out = grads.new_zeros(*grads.shape[:-1], self.dim)
         return out.index_add_(-1, self.index, grads * self.sign)
+
+
+def sketch_seed(random_state: int | None) -> int:
+    """The seed of a kernel's sketches: ``random_state``, or fresh entropy (the global RNG is left alone)."""
+    return secrets.randbits(62) if random_state is None else random_state
 
 
 Factor = Tensor | Kron | PatchKron

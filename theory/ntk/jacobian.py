@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jacrev, vmap
 
-from theory.ntk._factors import CountSketch
+from theory.ntk._factors import CountSketch, sketch_seed
 from theory.ntk._model import ModelView, make_view, translate_torch_func_errors
 
 _CHUNK_BYTES = 2**28  # Jacobian bytes of one vmap(jacrev) chunk
@@ -88,7 +88,7 @@ class JacobianBackend:
         self.groups = groups
         self.mode = mode
         self.sketch_dim = sketch_dim
-        self.seed = torch.seed() if random_state is None and sketch_dim else random_state
+        self.seed = sketch_seed(random_state)
         owners = view.groups
         self.owners = {key: [o for o in owners if set(owners[o]) & set(names)] for key, names in groups.items()}
         self.sketches: dict[str, CountSketch | None] = {}

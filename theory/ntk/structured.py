@@ -103,10 +103,9 @@ class StructuredBackend:
         self.owners = _owners(view)
         self.selected = set(view.names)
         self.sketch_dim = sketch_dim
-        self.seed = torch.seed() if random_state is None and sketch_dim else random_state
+        self.seed = _factors.sketch_seed(random_state)
         self.sketches: dict[str, CountSketch | None] = {}
-        conv2d = any(isinstance(m, nn.Conv2d) for m in self.owners.values())
-        self.channels_last = conv2d and view.dtype is not torch.float16
+        self.channels_last = any(isinstance(m, nn.Conv2d) for m in self.owners.values())
 
     def _forward(self, x: Tensor, capture, captured: tuple[dict, ...]) -> Tensor:
         """Outputs with the capture hooks; channels-last for 4-D inputs of conv nets, unless the model rejects
