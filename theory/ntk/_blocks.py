@@ -162,18 +162,20 @@ def fill_kernel(
             put(i + s, j + s if diagonal else j, backend.contract(rows(r, s, s + height), cols),
                 mirror if symmetric else None)  # fmt: skip
 
-    cached = None
+    cached = held = cols = None
     with torch.no_grad():
         for i in range(0, n1, p.held):
+            held = None  # release the previous block before computing the next (the peak would be two blocks)
             held = features(x1[i : i + p.held])
             count = min(p.held, n1 - i)
             if symmetric:
                 strips(held, held, i, i, p.diagonal_strip, count, diagonal=True)
             for j in range(i + count if symmetric else 0, n2, p.streamed):
-                if cached is None or p.streamed < n2:
+                if cached is None:
+                    cols = None
                     cols = features(x2[j : j + p.streamed])
                     cached = cols if p.streamed == n2 else None
-                strips(held, cols if cached is None else cached, i, j, p.strip, count, diagonal=False)
+                strips(held, cached if cached is not None else cols, i, j, p.strip, count, diagonal=False)
     return out
 
 
