@@ -12,6 +12,8 @@ from test_ntk import IMPLEMENTATIONS, assert_close, build_case, reference
 
 from theory import empirical_ntk
 from theory.ntk import _blocks
+from theory.ntk._model import make_view
+from theory.ntk.structured import StructuredBackend
 
 MODES = {"full": {}, "trace": {"trace_outputs": True}, "diag": {"diagonal_outputs": True}}
 
@@ -59,10 +61,11 @@ def test_plan_respects_the_budget_and_covers_every_sample(n1, n2, symmetric, fea
         assert plan.held * feature_bytes <= budget
 
 
+@pytest.mark.parametrize("stream", [True, False])
 @pytest.mark.parametrize("mode", list(MODES))
-def test_all_features_are_computed_once_when_they_fit(monkeypatch, mode):
-    """Full kernels compute every sample's features once; traced and diagonal ones stream the outputs of every
-    sample in one pass."""
+def test_all_features_are_computed_once_when_they_fit(monkeypatch, mode, stream):
+    """Every sample's features are computed once; traced and diagonal kernels may stream the outputs instead."""
+    monkeypatch.setattr(_blocks, "STREAMING_OVERHEAD", float("inf") if stream else 0.0)
     calls = []
     model, x1, _ = build_case("conv2d_batchnorm", n1=9)
     original = _blocks.fill_kernel
@@ -75,9 +78,24 @@ def test_all_features_are_computed_once_when_they_fit(monkeypatch, mode):
 
     monkeypatch.setattr(_blocks, "fill_kernel", counting)
     theta = empirical_ntk(model, x1, implementation="structured", **MODES[mode])
-    assert calls == [("features" if mode == "full" else "output_features", 9)]
+    assert calls == [("output_features" if stream and mode != "full" else "features", 9)]
     monkeypatch.setattr(_blocks, "fill_kernel", original)
     assert_close(theta, _reduce(empirical_ntk(model, x1, implementation="jacobian"), mode))
+
+
+def test_outputs_are_streamed_for_conv_nets_not_for_dense_ones():
+    """Streaming repeats a dense layer's activation Gram for every output: an MLP keeps all outputs together."""
+    conv = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+        torch.nn.Linear(4, 3),
+    ).double()  # fmt: skip
+    mlp, x_mlp, _ = build_case("mlp")
+    x_conv = torch.randn(2, 2, 8, 8, dtype=torch.float64)
+    overheads = {}
+    for name, model, x in [("conv", conv, x_conv), ("mlp", mlp, x_mlp)]:
+        view = make_view(model, x, None, None)
+        overheads[name] = StructuredBackend(view, {"": view.names}, "trace").output_streaming_overhead(x)
+    assert overheads["conv"] <= _blocks.STREAMING_OVERHEAD < overheads["mlp"]
 
 
 def test_channels_last_is_dropped_for_models_that_reject_it(caplog):

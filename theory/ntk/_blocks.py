@@ -6,7 +6,8 @@ whose features are being computed. When every sample's features fit, they are co
 is taken in row strips against all later columns, so a symmetric kernel costs about 9/16 of the square
 product. Otherwise a row block as large as the budget allows is held while column blocks are streamed (and
 recomputed for each row block): feature work grows by about N/(2R) for R held rows, the Gram work does not.
-Traced and diagonal kernels stream the outputs instead when one output's features of every sample fit.
+Traced and diagonal kernels stream the outputs instead when one output's features of every sample fit and
+the closed forms repeated for every output add little (conv nets, not MLPs).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import Tensor
 
 HOST_FEATURE_BYTES = 2**31  # 2 GiB on the host: 3/4 for held features, 1/4 for the working memory of a chunk
 PAIR_BYTES = 2**28  # bound on the kernel temporaries of one contraction call
+STREAMING_OVERHEAD = 1.05  # stream outputs only if closed forms repeated per output add at most 5% of the MACs
 
 
 class KernelBackend(Protocol):
@@ -134,6 +136,7 @@ def fill_kernel(
     tail = (n_out, n_out) if mode == "full" else (n_out,) if mode == "diag" else ()
     out = {key: torch.empty((n1, n2, *tail), dtype=dtype, device=x1.device) for key in backend.groups}
     streams = mode != "full" and block is None and hasattr(backend, "output_features")
+    streams = streams and backend.output_streaming_overhead(x1) <= STREAMING_OVERHEAD
     if streams and (n1 + (0 if symmetric else n2)) * backend.output_bytes_per_sample(x1) <= budget:
         p = plan(n1, n2, symmetric, 1, itemsize, 1, budget, None)
         with torch.no_grad():

@@ -196,6 +196,25 @@ class StructuredBackend:
         """Memory per sample of :meth:`output_features`: one output's factors, saved activations and patches."""
         return sum(self._bytes_per_sample(x, 1, "trace"))
 
+    def output_streaming_overhead(self, x: Tensor) -> float:
+        """MACs per sample pair of the traced kernel streamed output by output over those of all outputs at
+        once: closed forms repeat their activation (patch) Grams for every output, gradients cost the same."""
+        feats = self._gather(*[self._prepare(x[:1], None, self.mode)[i] for i in (1, 3, 4)])
+        together = by_output = 0
+        for f in (f for fs in feats.values() for f in fs):
+            if isinstance(f, Kron):
+                n_out, d = f.delta.shape[1:]
+                d_a = f.a.shape[1] if f.a.dim() == 2 else 1
+                together, by_output = together + d_a + n_out * d, by_output + n_out * (d_a + d)
+            elif isinstance(f, PatchKron):
+                _, groups, t, k = f.patches.shape
+                n_out, c = f.delta.shape[1], f.delta.shape[3]
+                together += groups * t * t * (k + n_out * c)
+                by_output += n_out * groups * t * t * (k + c)
+            else:
+                together, by_output = together + f[0].numel(), by_output + f[0].numel()
+        return by_output / max(together, 1)
+
     def _bytes_per_sample(self, x: Tensor, slots: int | None, mode: str) -> tuple[int, int]:
         """(held, working) bytes of a forward and its collectors, two samples minus one (parameters saved
         for the backward cancel)."""
