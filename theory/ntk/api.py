@@ -78,8 +78,8 @@ def empirical_ntk(
         trace_outputs: return the mean over outputs of the diagonal, Θ_tr = (1/O) Σ_o Θ_oo, shape (N1, N2).
         diagonal_outputs: return the output diagonal Θ_oo, shape (N1, N2, O).
         implementation: a :class:`NTKImplementation` (default ``"auto"``).
-        block_size: samples whose features are held at once (default: as many as a feature budget allows,
-            1.5 GiB on the host, a quarter of the free memory on CUDA).
+        block_size: samples whose features are held at once (default: as many as a memory budget allows,
+            2 GiB on the host, a quarter of the free memory on CUDA; see :mod:`theory.ntk._blocks`).
         dtype: compute and result dtype (default: ``x1``'s floating dtype, else the parameters').
         per_layer: return ``{module path: kernel}`` with one entry per parameter-owning module; they sum
             to the total.
@@ -93,6 +93,12 @@ def empirical_ntk(
             Structured closed forms (dense layers, few-position convs) stay exact. Implementations
             ``structured`` and ``jacobian`` (``auto`` picks one of them).
         random_state: seeds the sketch (default: fresh randomness).
+
+    Which kernel for large N: the exact kernel while its time (N·O backward passes + N²·O·P for the traced
+    Gram) is affordable; ``sum_outputs`` when an (N, N) kernel is enough and a model near initialisation
+    has a wide readout (O× fewer backward passes, a bias that does not shrink with N); ``sketch_dim`` when the
+    per-sample gradients (O·P floats each) do not fit and N is large enough for the Gram to dominate (error
+    ~ 1/√k, unbiased); :func:`theory.ntk_operator` with Lanczos when only the top of the spectrum is needed.
 
     Returns:
         Θ of shape (N1, N2, O, O), (N1, N2) traced or summed, (N1, N2, O) diagonal, or a dict of such tensors.
