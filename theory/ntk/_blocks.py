@@ -114,7 +114,7 @@ def plan(
         streamed = max(1, min(n2, budget // (8 * feature_bytes)))
         held = max(streamed, min(n1, (budget - streamed * feature_bytes) // feature_bytes))
     bound = max(1, PAIR_BYTES // (max(held, streamed) * pair_bytes))
-    diagonal = held if block is not None else min(held, max(math.ceil(held / 8), math.ceil(64 / gemm_rows)))
+    diagonal = min(held, max(math.ceil(held / 8), math.ceil(64 / gemm_rows)))
     return Plan(held, streamed, max(1, min(diagonal, bound)), max(1, min(held, bound)))
 
 
@@ -145,7 +145,7 @@ def fill_kernel(
     feature_bytes, working = backend.bytes_per_sample(x1)
     gemm_rows = n_out if mode == "full" else 1
     p = plan(n1, n2, symmetric, max(feature_bytes, 1), per_pair * itemsize, gemm_rows, budget * 3 // 4, block)
-    chunk = max(1, budget // 4 // max(working, 1))  # samples whose working memory may coexist
+    chunk = block or max(1, budget // 4 // max(working, 1))  # samples whose working memory may coexist
 
     def features(x: Tensor) -> Any:
         return concat([backend.features(x[c : c + chunk]) for c in range(0, x.shape[0], chunk)])

@@ -78,8 +78,9 @@ def empirical_ntk(
         trace_outputs: return the mean over outputs of the diagonal, Θ_tr = (1/O) Σ_o Θ_oo, shape (N1, N2).
         diagonal_outputs: return the output diagonal Θ_oo, shape (N1, N2, O).
         implementation: a :class:`NTKImplementation` (default ``"auto"``).
-        block_size: samples whose features are held at once (default: as many as a memory budget allows,
-            2 GiB on the host, a quarter of the free memory on CUDA; see :mod:`theory.ntk._blocks`).
+        block_size: samples whose features (and working memory) are held at once (default: as many as a
+            memory budget allows, 2 GiB on the host, a quarter of the free memory on CUDA; see
+            :mod:`theory.ntk._blocks`); ``block_size >= N`` computes every feature once in one block.
         dtype: compute and result dtype (default: ``x1``'s floating dtype, else the parameters').
         per_layer: return ``{module path: kernel}`` with one entry per parameter-owning module; they sum
             to the total.
