@@ -136,7 +136,8 @@ def fill_kernel(
     tail = (n_out, n_out) if mode == "full" else (n_out,) if mode == "diag" else ()
     out = {key: torch.empty((n1, n2, *tail), dtype=dtype, device=x1.device) for key in backend.groups}
     # sketched features are small once sketched: holding them beats streaming outputs through unsketched buffers
-    streams = mode != "full" and block is None and hasattr(backend, "output_features") and not backend.sketch_dim
+    streams = mode != "full" and block is None and hasattr(backend, "output_features")
+    streams = streams and not getattr(backend, "sketch_dim", None)
     streams = streams and backend.output_streaming_overhead(x1) <= STREAMING_OVERHEAD
     if streams and (n1 + (0 if symmetric else n2)) * backend.output_bytes_per_sample(x1) <= budget:
         p = plan(n1, n2, symmetric, 1, itemsize, 1, budget, None)
