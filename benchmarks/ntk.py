@@ -245,7 +245,14 @@ def child(kind: str, n: int, extra: int, path: str | None, device: str) -> None:
         hwm_gb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 2**20
     if path:
         torch.save(theta.cpu(), path)
+    if dev.type == "cuda":  # the device's peak matters there; host RSS is reported as well
+        hwm_gb = f"{hwm_gb:.2f} host, {torch.cuda.max_memory_allocated(dev) / 2**30:.2f} GPU"
     print(json.dumps({"shape": list(theta.shape), "seconds": seconds, "hwm_gb": hwm_gb}))
+
+
+def gb(value: float | str) -> str:
+    """A child's peak memory: host GB, or 'host, GPU' on CUDA."""
+    return value if isinstance(value, str) else f"{value:.2f}"
 
 
 def run_child(args, kind: str, n: int, extra: int = 0, path: str | None = None) -> dict:
@@ -330,7 +337,7 @@ def main() -> None:
     if "mlp" in cases:  # (d) first: a child's ru_maxrss starts from its parent's peak RSS at fork (Linux)
         d = run_child(args, "mlp", args.rss_n)
         notes.append(f"(d) N={args.rss_n} traced MLP kernel {tuple(d['shape'])}: {d['seconds']:.1f} s, "
-                     f"peak RSS {d['hwm_gb']:.2f} GB (VmHWM)")  # fmt: skip
+                     f"peak RSS {gb(d['hwm_gb'])} GB (VmHWM)")  # fmt: skip
     approx, exact = approximations(args) if "approx" in cases else ([], None)
     if "rss" in cases:  # the exact kernel of the approximation table is this measurement when N agrees
         r = (
@@ -339,7 +346,7 @@ def main() -> None:
             else run_child(args, "traced", args.conv_rss_n)
         )
         notes.append(f"rss: N={args.conv_rss_n} traced CIFAR-net kernel {tuple(r['shape'])}: {r['seconds']:.1f} s, "
-                     f"peak RSS {r['hwm_gb']:.2f} GB (VmHWM)")  # fmt: skip
+                     f"peak RSS {gb(r['hwm_gb'])} GB (VmHWM)")  # fmt: skip
     rate = gemm_rate(2560, 4096, 2560, device)
     if "mlp" in cases:
         n, n_out = 256, 10
@@ -378,7 +385,7 @@ def main() -> None:
         print(f"approximations of the traced CIFAR-net kernel, N={args.approx_n} (each in a fresh process):")
         print(f"  {'kernel':<28} {'seconds':>8} {'peak RSS GB':>12} {'rel Frobenius error':>20}")
         for label, seconds, hwm, error in approx:
-            print(f"  {label:<28} {seconds:>8.2f} {hwm:>12.2f} {error:>20.3e}")
+            print(f"  {label:<28} {seconds:>8.2f} {gb(hwm):>12} {error:>20.3e}")
     print(f"benchmark wall time {time.perf_counter() - started:.0f} s")
 
 
