@@ -47,20 +47,47 @@ def feature_budget(device: torch.device) -> int:
     return HOST_FEATURE_BYTES
 
 
-def concat(parts: list[Any]) -> Any:
-    """Features of consecutive sample chunks joined along dim 0 (the inverse of :func:`rows`)."""
-    first = parts[0]
-    if len(parts) == 1:
-        return first
-    if isinstance(first, Tensor):
-        return torch.cat(parts)
-    if isinstance(first, dict):
-        return {k: concat([p[k] for p in parts]) for k in first}
-    if isinstance(first, list):
-        return [concat([p[i] for p in parts]) for i in range(len(first))]
-    joined = {f.name: concat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(first)
-              if isinstance(getattr(first, f.name), Tensor)}  # fmt: skip
-    return dataclasses.replace(first, **joined)
+def assemble(compute: Any, x: Tensor, chunk: int) -> Any:
+    """``compute(x)`` evaluated ``chunk`` samples at a time into tensors allocated after the first chunk, so
+    the peak is the whole result plus one chunk (not two copies of the result, as concatenating would be)."""
+    n = x.shape[0]
+    if chunk >= n:
+        return compute(x)
+    first = compute(x[:chunk])
+    out = _map(lambda t: t.new_empty((n, *t.shape[1:])), first)
+    _place(out, first, 0)
+    del first
+    for c in range(chunk, n, chunk):
+        _place(out, compute(x[c : c + chunk]), c)
+    return out
+
+
+def _map(fn: Any, tree: Any) -> Any:
+    if isinstance(tree, Tensor):
+        return fn(tree)
+    if isinstance(tree, dict):
+        return {k: _map(fn, v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_map(fn, v) for v in tree]
+    fields = {f.name: _map(fn, getattr(tree, f.name)) for f in dataclasses.fields(tree)
+              if isinstance(getattr(tree, f.name), Tensor)}  # fmt: skip
+    return dataclasses.replace(tree, **fields)
+
+
+def _place(dst: Any, src: Any, start: int) -> None:
+    """Copy the features ``src`` of a chunk into rows ``start:`` of ``dst``."""
+    if isinstance(dst, Tensor):
+        dst[start : start + src.shape[0]].copy_(src)
+    elif isinstance(dst, dict):
+        for k in dst:
+            _place(dst[k], src[k], start)
+    elif isinstance(dst, list):
+        for d, s in zip(dst, src, strict=True):
+            _place(d, s, start)
+    else:
+        for f in dataclasses.fields(dst):
+            if isinstance(getattr(dst, f.name), Tensor):
+                _place(getattr(dst, f.name), getattr(src, f.name), start)
 
 
 def rows(features: Any, start: int, stop: int | None) -> Any:
@@ -150,7 +177,7 @@ def fill_kernel(
     chunk = block or max(1, budget // 4 // max(working, 1))  # samples whose working memory may coexist
 
     def features(x: Tensor) -> Any:
-        return concat([backend.features(x[c : c + chunk]) for c in range(0, x.shape[0], chunk)])
+        return assemble(backend.features, x, chunk)
 
     def put(i: int, j: int, blocks: dict[str, Tensor], mirror_from: int | None) -> None:
         for key, value in blocks.items():
