@@ -104,3 +104,25 @@ def test_channels_last_is_dropped_for_models_that_reject_it(caplog):
         theta = empirical_ntk(model, x1, x2, implementation="structured")
     assert "channels-last input rejected" in caplog.text
     assert_close(theta, reference("conv_view")[1])
+
+
+@pytest.mark.parametrize("mode", ["trace", "diag"])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_outputs_streamed_in_chunks_match_the_reference(monkeypatch, mode, symmetric):
+    """A budget that holds one output's features of every sample but neither all outputs' nor every
+    sample's activations builds each output's features in chunks, with a forward per output and chunk."""
+    model, x1, x2 = build_case("resnet_norms")
+    view = make_view(model, x1, None, None)
+    backend = StructuredBackend(view, {"": view.names}, "trace")
+    held, working = backend.output_bytes_per_sample(x1)
+    monkeypatch.setattr(_blocks, "STREAMING_OVERHEAD", float("inf"))
+    monkeypatch.setattr(_blocks, "HOST_FEATURE_BYTES", (len(x1) + len(x2)) * held * 2)
+    assert (len(x1) + len(x2)) * (held + working) > _blocks.HOST_FEATURE_BYTES  # not the one-forward path
+    calls = []
+    original = StructuredBackend.output_features_of
+    monkeypatch.setattr(
+        StructuredBackend, "output_features_of", lambda b, x, o: calls.append(len(x)) or original(b, x, o)
+    )
+    theta = empirical_ntk(model, x1, None if symmetric else x2, implementation="structured", **MODES[mode])
+    assert calls and max(calls) < len(x1)  # chunks, one forward per output each
+    assert_close(theta, _reduce(reference("resnet_norms")[0 if symmetric else 1], mode))

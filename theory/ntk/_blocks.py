@@ -7,7 +7,9 @@ is taken in row strips against all later columns, so a symmetric kernel costs ab
 product. Otherwise a row block as large as the budget allows is held while column blocks are streamed (and
 recomputed for each row block): feature work grows by about N/(2R) for R held rows, the Gram work does not.
 Traced and diagonal kernels stream the outputs instead when one output's features of every sample fit and
-the closed forms repeated for every output add little (conv nets, not MLPs).
+the closed forms repeated for every output add little (conv nets, not MLPs): after one forward if every
+sample's activations fit too, else with a forward per output and chunk of samples (O forwards instead of
+recomputing every column block's features for each held row block).
 """
 
 from __future__ import annotations
@@ -166,12 +168,27 @@ def fill_kernel(
     streams = mode != "full" and block is None and hasattr(backend, "output_features")
     streams = streams and not getattr(backend, "sketch_dim", None)
     streams = streams and backend.output_streaming_overhead(x1) <= STREAMING_OVERHEAD
-    if streams and (n1 + (0 if symmetric else n2)) * backend.output_bytes_per_sample(x1) <= budget:
-        p = plan(n1, n2, symmetric, 1, itemsize, 1, budget, None)
-        with torch.no_grad():
-            _fill_by_output(backend, x1, None if symmetric else x2, out, p.diagonal_strip, p.strip)
-        return out
     feature_bytes, working = backend.bytes_per_sample(x1)
+    if streams:
+        output_bytes, output_working = backend.output_bytes_per_sample(x1)
+        samples = n1 + (0 if symmetric else n2)
+        p = plan(n1, n2, symmetric, 1, itemsize, 1, budget, None)
+        if samples * (output_bytes + output_working) <= budget:  # one forward, all outputs streamed
+            per_output = zip(*[backend.output_features(x) for x in (x1, x2)[: 1 if symmetric else 2]], strict=True)
+        elif samples * output_bytes <= budget * 3 // 4 < samples * feature_bytes:  # a forward per output
+            chunk = max(1, budget // 4 // max(output_working, 1))
+
+            def one_output(o: int) -> tuple:
+                return tuple(assemble(lambda c: backend.output_features_of(c, o), x, chunk)
+                             for x in (x1, x2)[: 1 if symmetric else 2])  # fmt: skip
+
+            per_output = (one_output(o) for o in range(n_out))
+        else:
+            per_output = None
+        if per_output is not None:
+            with torch.no_grad():
+                _fill_by_output(backend, per_output, n1, symmetric, out, p.diagonal_strip, p.strip)
+            return out
     gemm_rows = n_out if mode == "full" else 1
     p = plan(n1, n2, symmetric, max(feature_bytes, 1), per_pair * itemsize, gemm_rows, budget * 3 // 4, block)
     chunk = block or max(1, budget // 4 // max(working, 1))  # samples whose working memory may coexist
@@ -211,16 +228,17 @@ def fill_kernel(
     return out
 
 
-def _fill_by_output(backend: Any, x1: Tensor, x2: Tensor | None, out: dict[str, Tensor], diagonal: int, strip: int):
-    """One pass over the outputs of all samples: Θ_tr = (1/O) Σ_o Θ_o, Θ_diag[..., o] = Θ_o; for x2=None the
-    upper triangle of each Θ_o is taken in strips and the lower one mirrored at the end."""
-    symmetric, mode = x2 is None, backend.mode
-    n1 = x1.shape[0]
-    streams = [backend.output_features(x1)] + ([] if symmetric else [backend.output_features(x2)])
+def _fill_by_output(
+    backend: Any, per_output: Any, n1: int, symmetric: bool, out: dict[str, Tensor], diagonal: int, strip: int
+) -> None:
+    """One pass over the outputs, ``per_output`` yielding the features of x1 (and x2) for each output:
+    Θ_tr = (1/O) Σ_o Θ_o, Θ_diag[..., o] = Θ_o; for x2=None the upper triangle of each Θ_o is taken in strips
+    and the lower one mirrored at the end."""
+    mode = backend.mode
     if mode == "trace":
         for value in out.values():
             value.zero_()
-    for o, feats in enumerate(zip(*streams, strict=True)):
+    for o, feats in enumerate(per_output):
         f1, f2 = feats[0], feats[-1]
         height = diagonal if symmetric else strip
         for s in range(0, n1, height):
@@ -232,6 +250,7 @@ def _fill_by_output(backend: Any, x1: Tensor, x2: Tensor | None, out: dict[str, 
                     target.add_(value)
                 else:
                     target[..., o] = value
+        del feats, f1, f2, blocks  # free this output's features before the next output's are built
     for value in out.values():
         if mode == "trace":
             value.div_(o + 1)

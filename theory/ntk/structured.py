@@ -187,14 +187,25 @@ class StructuredBackend:
                 collector.add(0, delta)
             yield self._gather(paths, collectors, captured)
 
+    def output_features_of(self, x: Tensor, o: int) -> dict[str, list[Factor]]:
+        """The factors of output o alone (a forward and one backward): for kernels too large to keep every
+        sample's activations while the outputs are streamed, each output's features are built in chunks."""
+        out, paths, leaves, collectors, captured = self._prepare(x, 1, "trace")
+        with torch.enable_grad():
+            total = out[:, o].sum()
+        deltas = torch.autograd.grad(total, leaves, allow_unused=True, materialize_grads=True)
+        for collector, delta in zip(collectors, deltas, strict=True):
+            collector.add(0, delta)
+        return self._gather(paths, collectors, captured)
+
     def bytes_per_sample(self, x: Tensor) -> tuple[int, int]:
         """Bytes per sample of :meth:`features`: the factors it returns, and the working memory on the way
         (saved activations, patches, unsketched gradients)."""
         return self._bytes_per_sample(x, None, self.mode)
 
-    def output_bytes_per_sample(self, x: Tensor) -> int:
-        """Memory per sample of :meth:`output_features`: one output's factors, saved activations and patches."""
-        return sum(self._bytes_per_sample(x, 1, "trace"))
+    def output_bytes_per_sample(self, x: Tensor) -> tuple[int, int]:
+        """Bytes per sample of one output's factors and of the working memory (saved activations, patches)."""
+        return self._bytes_per_sample(x, 1, "trace")
 
     def output_streaming_overhead(self, x: Tensor) -> float:
         """MACs per sample pair of the traced kernel streamed output by output over those of all outputs at
