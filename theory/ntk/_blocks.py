@@ -238,7 +238,9 @@ def _fill_by_output(
     if mode == "trace":
         for value in out.values():
             value.zero_()
-    for o, feats in enumerate(per_output):
+    o = -1
+    for feats in per_output:  # not enumerate(): its recycled result tuple would keep the last features alive
+        o += 1
         f1, f2 = feats[0], feats[-1]
         height = diagonal if symmetric else strip
         for s in range(0, n1, height):

@@ -228,7 +228,8 @@ class StructuredBackend:
 
     def _bytes_per_sample(self, x: Tensor, slots: int | None, mode: str) -> tuple[int, int]:
         """(held, working) bytes of a forward and its collectors, two samples minus one (parameters saved
-        for the backward cancel)."""
+        for the backward cancel). Working memory: saved activations, patches, unsketched buffers, and for
+        the backward three times the layer outputs (perturbations, δ, autograd's intermediate gradients)."""
 
         def measure(batch: Tensor) -> tuple[int, int]:
             total = 0
@@ -239,9 +240,10 @@ class StructuredBackend:
                 return t
 
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                collectors = self._prepare(batch, slots, mode)[3]
+                _, _, leaves, collectors, _ = self._prepare(batch, slots, mode)
             held = sum(t.numel() * t.element_size() for c in collectors for f in c.finish() for t in _tensors(f))
-            return held, total + sum(c.nbytes() for c in collectors) - held
+            backward = 3 * sum(t.numel() * t.element_size() for t in leaves)
+            return held, total + backward + sum(c.nbytes() for c in collectors) - held
 
         pair = x[:2] if len(x) >= 2 else x[:1].expand(2, *x.shape[1:])
         (h2, w2), (h1, w1) = measure(pair), measure(x[:1])
