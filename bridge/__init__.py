@@ -15,6 +15,7 @@ _EXPORTS = {
     "Hypothesis": "bridge.hypothesis",
     "HypothesisFileError": "bridge.hypothesis",
     "Kind": "bridge.hypothesis",
+    "Over": "bridge.hypothesis",
     "Prediction": "bridge.hypothesis",
     "Scope": "bridge.hypothesis",
     "Test": "bridge.hypothesis",

@@ -17,9 +17,8 @@ else the Jacobian or kernel-vector-product fallback, which the result names in i
 from __future__ import annotations
 
 import copy
-import importlib
-import importlib.util
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,6 +29,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bridge._predict_inputs import (
+    CheckpointError,
+    DataError,
+    ModelLoadError,
+    build_model,
+    check_output_path,
+    load_checkpoint,
+    load_data,
+    load_factory,
+)
 from theory._validation import check_device, check_in_range, check_option, check_positive_int
 
 
@@ -45,7 +54,8 @@ class PredictQuantity(StrEnum):
 @dataclass(frozen=True)
 class ModelPrediction:
     """Theory quantities of one model on one data set: ``values`` (name -> number), the eNTK ``implementation``,
-    ``notes`` (fallbacks, skipped measures), the top ``spectrum`` and the predicted ``learning_curve``."""
+    ``notes`` (fallbacks, skipped measures, why a value is infinite or undefined), the top ``spectrum`` and the
+    predicted ``learning_curve``."""
 
     values: dict[str, float]
     implementation: str
@@ -85,67 +95,90 @@ class ModelPrediction:
         return path
 
 
-def load_factory(target: str) -> Callable[[], torch.nn.Module]:
-    """``"package.module:factory"`` or ``"path/to/file.py:factory"`` -> the zero-argument model factory."""
-    if not isinstance(target, str) or target.count(":") < 1:
-        raise ValueError(f"The 'model' argument must look like 'module:factory' or 'file.py:factory'. Got {target!r}.")
-    module_name, _, attr = target.rpartition(":")
-    if module_name.endswith(".py"):
-        spec = importlib.util.spec_from_file_location(Path(module_name).stem, module_name)
-        if spec is None or not Path(module_name).is_file():
-            raise FileNotFoundError(f"No model file {module_name!r}.")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(module_name)
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise ValueError(f"{module_name!r} has no callable {attr!r} (the model factory).")
-    return factory
-
-
-def load_data(spec: str, *, n_train: int, n_test: int):
-    """``"NAME[:key=value,...]"`` (a built-in data set of :mod:`empirics.data`, values parsed as JSON when they
-    can be) or a ``.npz`` file with ``x_train, y_train, x_test, y_test`` (read with ``allow_pickle=False``).
-    Returns ``(x_train, y_train, x_test, y_test, task)`` with at most ``n_train``/``n_test`` rows."""
-    if spec.endswith(".npz"):
-        with np.load(spec, allow_pickle=False) as z:
-            arrays = [torch.as_tensor(z[k]) for k in ("x_train", "y_train", "x_test", "y_test")]
-        task = "classification" if not arrays[1].is_floating_point() else "regression"
-    else:
-        from empirics.data import load_dataset
-
-        name, _, rest = spec.partition(":")
-        kwargs = {}
-        for item in filter(None, rest.split(",")):
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(f"The 'data' argument items must be key=value. Got {item!r} in {spec!r}.")
-            try:
-                kwargs[key.strip()] = json.loads(value)
-            except json.JSONDecodeError:
-                kwargs[key.strip()] = value
-        ds = load_dataset(name, **kwargs)
-        arrays, task = list(ds.tensors()), ds.task
-    x_train, y_train, x_test, y_test = arrays
-    x_train, x_test = x_train.float(), x_test.float()
-    return x_train[:n_train], y_train[:n_train], x_test[:n_test], y_test[:n_test], task
-
-
-def _targets(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str) -> np.ndarray:
+def _targets(n_outputs: int, y: torch.Tensor, task: str, source: str) -> np.ndarray:
+    """One-hot class targets (labels checked against the model's outputs) or the regression targets, float64."""
     if task == "classification":
-        with torch.no_grad():
-            classes = model(x[:1]).shape[-1]
-        return torch.nn.functional.one_hot(y.long(), classes).double().numpy()
+        labels = y.long()
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_outputs):
+            raise DataError(
+                f"The labels y_train of {source} must be classes in [0, {n_outputs}) for a model with {n_outputs} "
+                f"outputs. Got labels from {int(labels.min())} to {int(labels.max())}."
+            )
+        return torch.nn.functional.one_hot(labels, n_outputs).double().numpy()
     return y.double().reshape(len(y), -1).numpy()
 
 
-def _load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
-    """``torch.load(weights_only=True)``: tensors and plain containers only, never a general unpickle."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    model.load_state_dict(state)
+def _tensors(data: Sequence[torch.Tensor], n_train: int, n_test: int):
+    if len(data) != 4:
+        raise DataError(f"The 'data' tensors must be (x_train, y_train, x_test, y_test). Got {len(data)} items.")
+    x, y, x_test, y_test = (torch.as_tensor(t) for t in data)
+    if len(x) != len(y) or len(x_test) != len(y_test):
+        raise DataError(
+            f"The 'data' tensors must pair inputs with targets. Got x_train/y_train with {len(x)}/{len(y)} rows and "
+            f"x_test/y_test with {len(x_test)}/{len(y_test)}."
+        )
+    task = "regression" if y.is_floating_point() else "classification"
+    return x[:n_train].float(), y[:n_train], x_test[:n_test].float(), y_test[:n_test], task
+
+
+def learning_curve_sizes(n: int, n_modes: int, ridge: float) -> list[int]:
+    """Default sample sizes of the predicted learning curve: m/16, m/8, m/4, m/2 of m = n (ridge > 0) or of m =
+    min(n, M⁺) ridgeless, M⁺ the number of non-zero eigenvalues: the spectrum of an n-sample kernel is cut at n
+    modes, so the ridgeless prediction diverges at n = M⁺ (E_0 = n/(n − Σ L_i²) → ∞; Simon et al. 2023)."""
+    m = n if ridge > 0 else min(n, n_modes)
+    return sorted({max(1, m // d) for d in (16, 8, 4, 2)})
+
+
+def _curve_notes(sizes: np.ndarray, test_mse: np.ndarray, n: int, n_modes: int) -> list[str]:
+    """Why a learning-curve value is infinite, or why it extrapolates past what an n-sample spectrum can tell."""
+    notes = []
+    diverged = [int(s) for s, v in zip(sizes, test_mse, strict=True) if not np.isfinite(v)]
+    if diverged:
+        notes.append(
+            f"learning curve: test MSE is inf at n = {diverged}: the ridgeless curve diverges at n = number of "
+            f"non-zero eigenvalues ({n_modes}), where E_0 = n/(n − Σ L_i²) is infinite. The spectrum is cut at the "
+            f"snapshot size (an {n} x {n} kernel has at most {n} modes), so this peak is an artefact of n_train; "
+            "use sizes well below it or a ridge > 0"
+        )
+    beyond = [int(s) for s, v in zip(sizes, test_mse, strict=True) if np.isfinite(v) and s >= min(n, n_modes)]
+    if beyond:
+        notes.append(
+            f"learning curve: n = {beyond} is at or past the {min(n, n_modes)} modes of the {n}-sample spectrum; "
+            "the prediction there extrapolates a spectrum cut at the snapshot size"
+        )
+    return notes
+
+
+def _value_notes(values: dict[str, float], measures: Any) -> list[str]:
+    """Why each infinite or NaN value of the measures and eNTK summaries is so (one note per cause)."""
+    bad = {k: v for k, v in values.items() if not math.isfinite(v) and not k.startswith("lc_test_mse_n")}
+    notes = []
+    margin = values.get("margin")
+    by_margin = [k for k, v in bad.items() if v == math.inf and k in measures and measures[k].needs_labels]
+    if margin is not None and margin <= 0 and by_margin:
+        notes.append(
+            f"{', '.join(by_margin)} = inf: the margin γ = {margin:.4g} <= 0 (the 10th percentile of correct minus "
+            "best other logit: at least 10% of the training points are misclassified or tied), and these measures "
+            "divide by γ or γ², so they take their limit as γ -> 0+"
+        )
+        bad = {k: v for k, v in bad.items() if k not in by_margin}
+    if bad.get("spec_init") == -math.inf:
+        notes.append(
+            "spec_init = -inf: every weight equals its initial value (dist_init = 0 and log 0 = -inf); without a "
+            "checkpoint the model is compared with itself; pass one (--checkpoint) to compare trained weights with init"
+        )
+        bad.pop("spec_init")
+    for k, v in bad.items():
+        if k in ("ntk_eff_dim", "ntk_alignment") and values.get("ntk_trace") == 0:
+            why = "the eNTK is zero (the outputs do not depend on the parameters at these inputs)"
+        elif k == "ntk_alignment":
+            why = "the targets are zero, so there is no direction to align with"
+        elif v == math.inf:
+            why = "the bound exceeds the float64 range"
+        else:
+            why = "undefined for this model and data"
+        notes.append(f"{k} = {v}: {why}")
+    return notes
 
 
 def predict(
@@ -174,16 +207,22 @@ def predict(
             ``random_state`` when a checkpoint is loaded, else a copy of ``model`` (distances are then 0).
         n_train, n_test: how many training/test inputs the kernel and measures use.
         ridge: δ of the kernel smoother and of the learning-curve prediction.
-        sizes: sample sizes of the learning curve (default n_train/8, /4, /2, n_train).
+        sizes: sample sizes of the learning curve (default :func:`learning_curve_sizes`: below the point where
+            the ridgeless curve of the n_train-sample spectrum diverges).
         top: how many leading eNTK eigenvalues to keep in ``spectrum``.
         random_state: seeds the factory and the stochastic measures.
-        device: where the eNTK and its spectrum are computed ('cpu', 'cuda[:index]', 'mps' or 'auto'); the
+        device: where the eNTK and its spectrum are computed ('cpu', 'cuda[:index]' or 'mps'); the
             model stays where it is and the measures run on the host.
+
+    Raises:
+        ModelLoadError, CheckpointError, DataError (ValueErrors naming the module, file or array), and the
+        ``theory.ntk`` errors for a model whose eNTK is undefined or too large.
     """
     from theory import (
         CHEAP_MEASURES,
         MEASURES,
         KernelRidgeSmoother,
+        NTKInputError,
         compute_measures,
         effective_dimension,
         empirical_ntk,
@@ -200,31 +239,45 @@ def predict(
         check_positive_int(name, value, owner="predict")
     check_in_range("ridge", ridge, 0, None, owner="predict")
     device = check_device("device", device, owner="predict")
+    sizes = [int(s) if isinstance(s, np.integer) else s for s in sizes or ()]
+    for size in sizes:
+        check_positive_int("sizes", size, owner="predict")
     factory = load_factory(model) if isinstance(model, str) else model
+    label = repr(model) if isinstance(model, str) else getattr(factory, "__name__", type(factory).__name__)
     if isinstance(factory, torch.nn.Module):
         net, make = factory, None
     elif callable(factory):
         torch.manual_seed(random_state)
-        net, make = factory(), factory
+        net, make = build_model(factory, label), factory
     else:
         raise TypeError(f"The 'model' argument must be a torch.nn.Module or a factory. Got {type(model).__name__}.")
-    if not isinstance(net, torch.nn.Module):
-        raise TypeError(f"The model factory must return a torch.nn.Module. Got {type(net).__name__}.")
     if init_model is None and checkpoint is not None and make is not None:
         torch.manual_seed(random_state)
-        init_model = make()
+        init_model = build_model(make, label)
     if checkpoint is not None:
-        _load_checkpoint(net, checkpoint)
+        load_checkpoint(net, checkpoint)
     init_model = init_model if init_model is not None else copy.deepcopy(net)
     net.eval()
     if isinstance(data, str):
         x, y, x_test, y_test, task = load_data(data, n_train=n_train, n_test=n_test)
+        source = repr(data)
     else:
-        x, y, x_test, y_test = (torch.as_tensor(t) for t in data)
-        x, y, x_test = x[:n_train].float(), y[:n_train], x_test[:n_test].float()
-        task = "regression" if y.is_floating_point() else "classification"
+        x, y, x_test, y_test, task = _tensors(data, n_train, n_test)
+        source = "the data tensors"
+    for name, inputs in (("x_train", x), ("x_test", x_test)):
+        bad = ~torch.isfinite(inputs.reshape(len(inputs), -1)).all(dim=1)
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            raise DataError(f"The inputs {name} of {source} must be finite. Got NaN or Inf in {int(bad.sum())} of "
+                            f"{len(inputs)} samples (first: sample {first}).")  # fmt: skip
     x_dev, x_test_dev = x.to(device), x_test.to(device)
-    implementation = resolve_implementation(net, x_dev).value
+    resolved = {}
+    for name, inputs in (("x_train", x_dev), ("x_test", x_test_dev)):  # the model must run on both, before a kernel
+        try:
+            resolved[name] = resolve_implementation(net, inputs).value
+        except NTKInputError as err:
+            raise DataError(f"The inputs {name} of {source} do not fit the model: {err}") from err
+    implementation = resolved["x_train"]
     notes = []
     if implementation != "structured":
         notes.append(
@@ -239,15 +292,17 @@ def predict(
         kernel_t = empirical_ntk(net, x_dev, trace_outputs=True, dtype=torch.float64)
         eig = kernel_eigh(kernel_t)
         kernel = kernel_t.cpu().numpy()
-        targets = _targets(net, x, y, task)
+        with torch.no_grad():
+            n_outputs = net(x[:1]).reshape(1, -1).shape[1]
+        targets = _targets(n_outputs, y, task, source)
         spectrum = tuple(float(v) for v in eig.eigenvalues[:top])
     if "ntk" in names:
         trace = float(np.trace(kernel))
         values |= {
             "ntk_trace": trace,
             "ntk_lambda_max": float(eig.eigenvalues[0]),
-            "ntk_eff_dim": float(effective_dimension(eig.eigenvalues, trace / len(x))),
-            "ntk_alignment": float(kernel_target_alignment(kernel, targets)),
+            "ntk_eff_dim": float(effective_dimension(eig.eigenvalues, trace / len(x))) if trace > 0 else math.nan,
+            "ntk_alignment": float(kernel_target_alignment(kernel, targets)) if trace > 0 else math.nan,
         }
     if "effective_parameters" in names:
 
@@ -258,13 +313,16 @@ def predict(
         values |= {"p_train": smoother.effective_parameters(), "p_test": smoother.effective_parameters(x_test_dev)}
     if "learning_curve" in names:
         n = len(x)
-        lam = np.clip(eig.eigenvalues, 0, None) / n
+        # eigenvalues below the numerical-rank tolerance n·eps·λ_max are round-off: they count as 0 (unlearnable)
+        lam = np.where(eig.eigenvalues > n * np.finfo(float).eps * eig.eigenvalues[0], eig.eigenvalues, 0.0) / n
+        n_modes = int(np.count_nonzero(lam))
         centred = targets - targets.mean(axis=0)
         coeffs = np.sqrt(((eig.eigenvectors.T @ centred) ** 2).mean(axis=1) / n)
-        grid = sorted({max(1, int(s)) for s in (sizes or (n // 8, n // 4, n // 2, n))})
+        grid = sorted(set(sizes)) if sizes else learning_curve_sizes(n, n_modes, ridge)
         frame = predict_learning_curve(lam, coeffs, grid, ridge=ridge).to_frame()
-        curve = frame[["n", "kappa", "test_mse", "train_mse"]]
+        curve = frame[["n", "kappa", "test_mse", "train_mse"]].astype({"n": int})
         values |= {f"lc_test_mse_n{int(r.n)}": float(r.test_mse) for r in curve.itertuples()}
+        notes += _curve_notes(frame["n"].to_numpy(), frame["test_mse"].to_numpy(), n, n_modes)
     if "measures" in names:
         labelled = task == "classification"
         wanted = [m for m in CHEAP_MEASURES if labelled or not MEASURES[m].needs_labels]
@@ -273,7 +331,19 @@ def predict(
                 values |= compute_measures(net, init_model, x, y, [m], random_state=random_state)
             except ValueError as err:
                 notes.append(f"measure {m} skipped: {err}")
+    notes += _value_notes(values, MEASURES)
     return ModelPrediction(values, implementation, tuple(notes), spectrum, curve)
 
 
-__all__ = ["ModelPrediction", "PredictQuantity", "load_data", "load_factory", "predict"]
+__all__ = [
+    "CheckpointError",
+    "DataError",
+    "ModelLoadError",
+    "ModelPrediction",
+    "PredictQuantity",
+    "check_output_path",
+    "load_data",
+    "learning_curve_sizes",
+    "load_factory",
+    "predict",
+]

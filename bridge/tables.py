@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import sympy
 
-from bridge.hypothesis import Event, Hypothesis, Kind, Scope
+from bridge.hypothesis import Event, Hypothesis, Kind, Over, Scope
+from empirics.store import RUN_COLUMNS
 
 EVERYTHING = Scope()  #: the default scope: every run in the store
 
@@ -30,6 +31,39 @@ class StoreLike(Protocol):
     def put_result(self, kind: str, key: str, payload: dict[str, Any]) -> None: ...
 
     def results(self, kind: str) -> list[dict[str, Any]]: ...
+
+
+def _parameters(store: StoreLike, runs: pd.DataFrame) -> list[str]:
+    """The resolved parameter names of ``runs`` (one spec's), read from the first run's config when the store has
+    one; else every column that is not a run column."""
+    config = getattr(store, "config", None)
+    return list(config(runs["run_id"].iloc[0]).params) if config else [c for c in runs.columns if c not in RUN_COLUMNS]
+
+
+def swept_axes(store: StoreLike, runs: pd.DataFrame) -> list[str]:
+    """The parameters (other than the seed) that vary across ``runs`` (one spec's), in parameter order."""
+    return [n for n in _parameters(store, runs) if n != "seed" and n in runs and runs[n].astype(str).nunique() > 1]
+
+
+def spec_summary(store: StoreLike, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per spec of ``runs`` (default: all the store's): ``phenomenon``, ``runs``, ``seeds`` (sorted),
+    ``axes`` (swept parameter -> its values in numeric order), ``outcomes`` (names with a value in some run) and
+    ``wall_s`` (summed run wall time)."""
+    runs = store.runs() if runs is None else runs
+    rows = []
+    for spec, part in runs.groupby("spec", sort=True):
+        part = part.dropna(axis=1, how="all")
+        params = set(_parameters(store, part))
+        axes = {
+            a: sorted(part[a].unique().tolist(), key=lambda v: (isinstance(v, str), v)) for a in swept_axes(store, part)
+        }
+        rows.append({
+            "spec": spec, "phenomenon": part["phenomenon"].iloc[0], "runs": len(part),
+            "seeds": sorted(part["seed"].unique().tolist()), "axes": axes,
+            "outcomes": [c for c in part.columns if c not in RUN_COLUMNS and c not in params],
+            "wall_s": float(part["wall_s"].sum()),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=["spec", "phenomenon", "runs", "seeds", "axes", "outcomes", "wall_s"])
 
 
 def select_runs(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
@@ -113,10 +147,29 @@ def event_table(store: StoreLike, first: Event, second: Event, *, scope: Scope =
     return out.reset_index()
 
 
+def step_table(store: StoreLike, quantities: Iterable[str], *, scope: Scope = EVERYTHING) -> pd.DataFrame:
+    """One row per (run, recorded step) of the runs in ``scope``: the run columns (ids, parameters) joined with
+    each quantity's record at that step (NaN where a run did not record it then). A name that is both a run
+    outcome and a record takes the record (its value along training)."""
+    runs = select_runs(store.runs(), scope)
+    wanted = list(dict.fromkeys(quantities))
+    records = store.records(run_ids=runs["run_id"].tolist(), quantities=wanted) if len(runs) else None
+    if records is None or records.empty:
+        return runs.assign(step=pd.Series(dtype="int64")).iloc[0:0]
+    wide = records.pivot_table(index=["run_id", "step"], columns="quantity", values="value", aggfunc="last")
+    wide.columns.name = None
+    wide = wide.reset_index()
+    keep = [c for c in runs.columns if c not in wide.columns or c == "run_id"]
+    return runs[keep].merge(wide, on="run_id", how="inner").sort_values(["run_id", "step"], ignore_index=True)
+
+
 def hypothesis_table(store: StoreLike, hypothesis: Hypothesis) -> pd.DataFrame:
     """The per-run table a hypothesis is tested on: quantity, outcome, controls, confounders (and for event
-    predictions the event steps and lag)."""
+    predictions the event steps and lag); for a claim over steps (``scope.over = "steps"``) one row per run and
+    recorded step (:func:`step_table`)."""
     names = [hypothesis.quantity, hypothesis.outcome, *hypothesis.controls, *hypothesis.confounders]
+    if hypothesis.scope.over is Over.STEPS:
+        return step_table(store, names, scope=hypothesis.scope)
     pred = hypothesis.prediction
     if pred.kind is Kind.FUNCTIONAL:
         names += [*pred.expression.symbols, *pred.null.symbols]

@@ -27,6 +27,7 @@ _EXPORTS = {
     "ExportFormat": "empirics.store",
     "RunResult": "empirics.store",
     "Store": "empirics.store",
+    "StoreError": "empirics.store",
     "Backend": "empirics.sweep",
     "SweepSummary": "empirics.sweep",
     "execute_run": "empirics.sweep",

@@ -23,12 +23,9 @@ import numpy as np
 import sympy
 import torch
 
-from empirics.phenomena.base import Snapshot
-from empirics.quantities import quantity
+from empirics.quantities import CONTROL_QUANTITIES, quantity
+from empirics.snapshot import Snapshot
 from theory._validation import check_option
-
-CONTROL_QUANTITIES: tuple[str, ...] = ("prime_count", "param_count")
-"""Recorder quantities every run records (the runner adds them to a spec's ``[record] quantities``)."""
 
 RANDOM_MEASURE = "random_measure"
 SOURCE_PREFERENCE = "test_loss"

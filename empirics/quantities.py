@@ -3,29 +3,78 @@
 A quantity maps a :class:`Snapshot` to named scalars. Register a plain function (stateless) or a class
 whose instances are callables (stateful per run, e.g. a kernel velocity that remembers the previous
 kernel): the recorder builds one fresh instance per run with :func:`make_quantity`.
+
+A :class:`StepQuantity` also follows every optimizer step, not only the recorded snapshots (the telescoping
+model accumulates one first-order step per update). Only phenomena whose training loop calls the recorder's
+step hooks (``Phenomenon.follows_steps``) accept one; spec validation refuses it elsewhere.
+
+Snapshots are on the run's device; a quantity registered with ``any_device=False`` (the default) receives a CPU
+copy when the run is elsewhere, so quantities written for CPU tensors stay correct on any device.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 
-from empirics.phenomena.base import Snapshot
+import torch
+
+from empirics.snapshot import Snapshot, TrainingContext
 
 QuantityFn = Callable[[Snapshot], Mapping[str, float]]
 
 QUANTITIES: dict[str, QuantityFn | type] = {}
 
+CONTROL_QUANTITIES: tuple[str, ...] = ("prime_count", "param_count")
+"""Quantities every run records (registered by :mod:`empirics.controls`; the spec adds them to ``[record]``)."""
 
-def quantity(name: str) -> Callable:
-    """Decorator registering a function or a callable class as the recordable quantity ``name``."""
+
+class StepQuantity(ABC):
+    """A stateful quantity that follows every optimizer step of a run.
+
+    The training loop calls :meth:`attach` once before the first step, :meth:`before_step` between
+    ``loss.backward()`` and ``optimizer.step()`` and :meth:`after_step` after it (through the recorder); at
+    recorded steps the instance is called with the snapshot like any quantity.
+    """
+
+    @abstractmethod
+    def attach(self, context: TrainingContext) -> None:
+        """Start following the run described by ``context``."""
+
+    @abstractmethod
+    def before_step(self, batch: torch.Tensor | None) -> None:
+        """At θ_{t−1}, with the step's gradients: ``batch`` are the minibatch's training indices (None: all)."""
+
+    @abstractmethod
+    def after_step(self) -> None:
+        """After the optimizer step."""
+
+    @abstractmethod
+    def __call__(self, snapshot: Snapshot) -> Mapping[str, float]:
+        """The values now."""
+
+
+def quantity(name: str, *, any_device: bool = False) -> Callable:
+    """Decorator registering a function or a callable class as the recordable quantity ``name``.
+
+    ``any_device=True`` declares that it computes on the snapshot's device and returns Python floats; otherwise
+    a run on another device hands it a CPU copy of the snapshot.
+    """
 
     def decorate(obj):
+        obj.any_device = any_device
         QUANTITIES[name] = obj
         return obj
 
     return decorate
+
+
+def follows_steps(name: str) -> bool:
+    """Whether the registered quantity ``name`` is a :class:`StepQuantity`."""
+    obj = QUANTITIES[name]
+    return isinstance(obj, type) and issubclass(obj, StepQuantity)
 
 
 def make_quantity(name: str) -> QuantityFn:

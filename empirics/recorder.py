@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import torch
 
-from empirics.phenomena.base import Snapshot
-from empirics.quantities import check_quantities, make_quantity
-
-#: controls the runner adds to every run's quantities when registered (by ``empirics.controls``)
-ALWAYS_RECORDED: tuple[str, ...] = ("prime_count", "param_count")
+from empirics.quantities import QUANTITIES, StepQuantity, check_quantities, make_quantity
+from empirics.snapshot import Snapshot, TrainingContext
 
 
 def log_spaced_steps(total: int, count: int, *, include_zero: bool = True) -> list[int]:
@@ -28,12 +24,18 @@ class Recorder:
     Args:
         quantities: names from :data:`empirics.quantities.QUANTITIES` computed at each snapshot.
         schedule: the steps at which :meth:`due` is true.
+        device: the torch device the run trains on (phenomena that declare it move their model and data there);
+            quantities not registered with ``any_device=True`` see CPU copies of the snapshots.
     """
 
-    def __init__(self, quantities: Sequence[str] = (), schedule: Iterable[int] = ()) -> None:
+    def __init__(
+        self, quantities: Sequence[str] = (), schedule: Iterable[int] = (), *, device: torch.device | str = "cpu"
+    ) -> None:
         check_quantities(tuple(quantities))
         self.quantities = tuple(quantities)
+        self.device = torch.device(device)
         self._compute = {q: make_quantity(q) for q in self.quantities}
+        self._stepped = [c for c in self._compute.values() if isinstance(c, StepQuantity)]
         self.schedule = frozenset(int(s) for s in schedule)
         self.rows: list[tuple[int, str, float]] = []
         self.arrays: dict[str, np.ndarray] = {}
@@ -41,13 +43,38 @@ class Recorder:
     def due(self, step: int) -> bool:
         return step in self.schedule
 
+    @property
+    def follows_steps(self) -> bool:
+        """Whether a requested quantity follows every optimizer step (the training loop must call the hooks)."""
+        return bool(self._stepped)
+
+    def attach(self, context: TrainingContext) -> None:
+        """Before the first optimizer step: hand the run to every step-following quantity."""
+        for quantity in self._stepped:
+            quantity.attach(context)
+
+    def before_step(self, batch: torch.Tensor | None) -> None:
+        """Between ``loss.backward()`` and ``optimizer.step()``; ``batch``: the minibatch indices (None: all)."""
+        for quantity in self._stepped:
+            quantity.before_step(batch)
+
+    def after_step(self) -> None:
+        """After ``optimizer.step()``."""
+        for quantity in self._stepped:
+            quantity.after_step()
+
     def record(self, step: int, snapshot: Snapshot | None = None, **scalars: float) -> None:
         """Store ``scalars`` as given and, with a snapshot, every requested quantity computed from it."""
         for name, value in scalars.items():
             self.rows.append((int(step), name, float(value)))
         if snapshot is not None:
-            for compute in self._compute.values():
-                for name, value in compute(snapshot).items():
+            on_cpu = None
+            for key, compute in self._compute.items():
+                seen = snapshot
+                if self.device.type != "cpu" and not getattr(QUANTITIES[key], "any_device", False):
+                    on_cpu = on_cpu or snapshot.to("cpu")
+                    seen = on_cpu
+                for name, value in compute(seen).items():
                     self.rows.append((int(step), name, float(value)))
 
     def save_array(self, name: str, array: np.ndarray) -> None:
@@ -55,10 +82,8 @@ class Recorder:
         self.arrays[name] = np.asarray(array)
 
     def finalize(self, seed: int) -> None:
-        """Post-hoc controls after ``Phenomenon.run``: ``empirics.controls.finalize_controls(rows, seed)`` adds the
-        seeded random-measure rows (Jeffares & van der Schaar 2025). A no-op while that hook does not exist."""
-        if importlib.util.find_spec("empirics.controls") is None:
-            return
-        hook = getattr(importlib.import_module("empirics.controls"), "finalize_controls", None)
-        if hook is not None:
-            self.rows = list(hook(self.rows, seed))
+        """Post-hoc controls after ``Phenomenon.run``: :func:`empirics.controls.finalize_controls` adds the seeded
+        random-measure rows (Jeffares & van der Schaar 2025)."""
+        from empirics.controls import finalize_controls  # here, not above: sympy loads only when a run ends
+
+        self.rows = finalize_controls(self.rows, seed)

@@ -41,13 +41,15 @@ from pathlib import Path
 from typing import Any
 
 from empirics.phenomena import PHENOMENA, Phenomenon, get_phenomenon
-from empirics.quantities import QUANTITIES, load_builtin_quantities
-from empirics.recorder import ALWAYS_RECORDED, log_spaced_steps
+from empirics.quantities import CONTROL_QUANTITIES, QUANTITIES, follows_steps, load_builtin_quantities
+from empirics.recorder import log_spaced_steps
 
 SPECS_DIR = Path(__file__).with_name("specs")
 _TOP_KEYS = ("name", "phenomenon", "description", "seeds", "params", "sweep", "record", "quick", "plugins")
 _RECORD_KEYS = ("quantities", "schedule", "count", "every")
 _QUICK_KEYS = ("description", "seeds", "params", "sweep", "record")
+MAX_RECORD_COUNT = 100_000
+"""The most log-spaced recording steps a spec may ask for (``[record] count``)."""
 
 
 class Schedule(StrEnum):
@@ -178,7 +180,7 @@ class ExperimentSpec:
         """Every run of the sweep, in a stable order (axes in spec order, seeds innermost)."""
         self.validate()
         phenomenon = find_phenomenon(self.phenomenon)
-        quantities = tuple(dict.fromkeys((*self.record.quantities, *ALWAYS_RECORDED)))
+        quantities = tuple(dict.fromkeys((*self.record.quantities, *CONTROL_QUANTITIES)))
         axes = list(self.sweep)
         out = []
         for point in itertools.product(*(self.sweep[a] for a in axes)):
@@ -200,7 +202,8 @@ def load_spec(path_or_name: str | Path, *, quick: bool = False) -> ExperimentSpe
 
     Raises:
         FileNotFoundError: neither a file nor a built-in spec; lists the built-ins.
-        SpecError: (a ``ValueError``) ``"FILE: key 'x': reason"``.
+        SpecError: (a ``ValueError``) ``"FILE: key 'x': reason"``, also for ``quick=True`` on a spec without a
+            ``[quick]`` table (no silent full run).
     """
     path = Path(path_or_name)
     if not path.is_file():
@@ -217,6 +220,8 @@ def load_spec(path_or_name: str | Path, *, quick: bool = False) -> ExperimentSpe
     except tomllib.TOMLDecodeError as err:
         raise SpecError(source, "<file>", f"invalid TOML: {err}") from None
     spec = spec_from_dict(table, source=source, base_dir=path.parent).validate()
+    if quick and not spec.quick:
+        raise SpecError(source, "quick", "the spec has no [quick] table; add one, or run the full spec without --quick")
     return spec.quick_variant().validate() if quick else spec
 
 
@@ -281,14 +286,19 @@ def _check_spec(spec: ExperimentSpec) -> None:
         raise SpecError(src, "name", f"expected a non-empty string, got {spec.name!r}")
     if not isinstance(spec.description, str):
         raise SpecError(src, "description", f"expected a string, got {spec.description!r}")
+    if not isinstance(spec.phenomenon, str):
+        raise SpecError(src, "phenomenon", f"expected the name of a registered phenomenon, got {spec.phenomenon!r}")
     _parse_seeds(src, list(spec.seeds), "seeds")
+    malformed = [p for p in spec.plugins if not _plugin_name(p)]
+    if malformed:
+        raise SpecError(src, "plugins", f"expected dotted module names or .py paths, got {malformed!r}")
     try:
         load_plugins(spec.plugins)
     except (ImportError, FileNotFoundError) as err:
         raise SpecError(src, "plugins", f"cannot import: {err}") from None
     # The controls are recorded on every run and enter its run_id: register them whatever was imported before, so
     # that a fresh process (a CLI call, a pool or Ray worker) computes the same run ids as this one.
-    if any(q not in QUANTITIES for q in (*spec.record.quantities, *ALWAYS_RECORDED)):
+    if any(q not in QUANTITIES for q in (*spec.record.quantities, *CONTROL_QUANTITIES)):
         load_builtin_quantities()
     try:
         phenomenon = find_phenomenon(spec.phenomenon)
@@ -299,17 +309,22 @@ def _check_spec(spec: ExperimentSpec) -> None:
         raise SpecError(
             src, "phenomenon", f"{spec.phenomenon!r} declares no 'steps' parameter (required by the runner)"
         )
-    for key, value in spec.params.items():
-        _check_param(src, f"params.{key}", key, value, defaults, spec.phenomenon)
+    for key in spec.params:
+        _check_name(src, f"params.{key}", key, defaults, spec.phenomenon)
     for key, values in spec.sweep.items():
+        _check_name(src, f"sweep.{key}", key, defaults, spec.phenomenon)
         if key in spec.params:
             raise SpecError(src, f"sweep.{key}", "also set in [params]; a parameter is either fixed or swept")
         if not isinstance(values, Sequence) or isinstance(values, str) or len(values) == 0:
             raise SpecError(src, f"sweep.{key}", f"expected a non-empty list of values, got {values!r}")
         if len(set(map(repr, values))) != len(values):
             raise SpecError(src, f"sweep.{key}", f"values repeat: {list(values)}")
-        for value in values:
-            _check_param(src, f"sweep.{key}", key, value, defaults, spec.phenomenon)
+    axes = list(spec.sweep)
+    for point in itertools.product(*(spec.sweep[a] for a in axes)):
+        params = {**defaults, **spec.params, **dict(zip(axes, point, strict=True))}
+        found = phenomenon.problem(params)
+        if found is not None:
+            raise SpecError(src, *_explain_problem(spec, params, *found))
     outcomes = set(getattr(phenomenon, "outcomes", ()))
     if outcomes & set(defaults):
         raise SpecError(src, "phenomenon", f"outcome names collide with parameters: {sorted(outcomes & set(defaults))}")
@@ -317,29 +332,41 @@ def _check_spec(spec: ExperimentSpec) -> None:
     unknown = [q for q in spec.record.quantities if q not in QUANTITIES]
     if unknown:
         raise SpecError(src, "record.quantities", f"unknown quantity(ies) {unknown}; registered: {sorted(QUANTITIES)}")
+    stepped = [q for q in spec.record.quantities if follows_steps(q)]
+    if stepped and not phenomenon.follows_steps:
+        able = sorted(name for name, cls in PHENOMENA.items() if cls.follows_steps)
+        reason = f"{stepped} follow every optimizer step, but phenomenon {spec.phenomenon!r} does not call the "
+        raise SpecError(src, "record.quantities", reason + f"recorder's step hooks; phenomena that do: {able}")
 
 
-def _check_param(src: str, key: str, name: str, value: Any, defaults: Mapping[str, Any], phenomenon: str) -> None:
+def _plugin_name(plugin: Any) -> bool:
+    """A ``.py`` path or a dotted module name (``import_module`` refuses '' and relative names otherwise)."""
+    return isinstance(plugin, str) and (plugin.endswith(".py") or all(p.isidentifier() for p in plugin.split(".")))
+
+
+def _check_name(src: str, key: str, name: str, defaults: Mapping[str, Any], phenomenon: str) -> None:
     if name == "seed":
         raise SpecError(src, key, "the seed is set by the top-level 'seeds' list")
     if name not in defaults:
         raise SpecError(src, key, f"unknown parameter of phenomenon {phenomenon!r}; expected one of {sorted(defaults)}")
-    default = defaults[name]
-    if default is None:
-        ok = value is None or isinstance(value, (bool, int, float, str))
-        expected = "a scalar"
-    elif isinstance(default, bool):
-        ok, expected = isinstance(value, bool), "a boolean"
-    elif isinstance(default, int):
-        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
-    elif isinstance(default, float):
-        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
-    else:
-        ok, expected = isinstance(value, type(default)), f"a {type(default).__name__}"
-    if not ok:
-        raise SpecError(src, key, f"expected {expected} (like the default {default!r}), got {value!r}")
-    if name == "steps" and value < 0:
-        raise SpecError(src, key, f"expected a non-negative integer, got {value!r}")
+
+
+def _explain_problem(
+    spec: ExperimentSpec, params: Mapping[str, Any], name: str, expected: str, refs: tuple[str, ...]
+) -> tuple[str, str]:
+    """``(key, reason)`` of a parameter problem: the key where the spec sets the parameter, else where it sets a
+    parameter the broken constraint reads (then the reason names both), else the phenomenon's default."""
+
+    def key_of(param: str) -> str | None:
+        return f"sweep.{param}" if param in spec.sweep else f"params.{param}" if param in spec.params else None
+
+    reason = f"expected {expected}, got {params[name]!r}"
+    if (key := key_of(name)) is not None:
+        return key, reason
+    for ref in refs:
+        if (key := key_of(ref)) is not None:
+            return key, f"makes the default {name} = {params[name]!r} invalid: {name} must be {expected}"
+    return f"params.{name}", f"{reason} (the default of phenomenon {spec.phenomenon!r})"
 
 
 def _check_keys(source: str, prefix: str, table: Mapping[str, Any], allowed: Sequence[str]) -> None:
@@ -353,9 +380,11 @@ def _parse_seeds(source: str, seeds: Any, key: str) -> tuple[int, ...]:
     if (
         not isinstance(seeds, (list, tuple))
         or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+        or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63 for s in seeds)
     ):
-        raise SpecError(source, key, f"expected a non-empty list of non-negative integers, got {seeds!r}")
+        raise SpecError(
+            source, key, f"expected a non-empty list of non-negative integers below 2**63 (SQLite), got {seeds!r}"
+        )
     if len(set(seeds)) != len(seeds):
         raise SpecError(source, key, f"seeds repeat: {list(seeds)}")
     return tuple(seeds)
@@ -369,10 +398,12 @@ def _parse_record(source: str, table: Mapping[str, Any], key: str) -> RecordSpec
     schedule = table.get("schedule", Schedule.LOG.value)
     if schedule not in list(Schedule):
         raise SpecError(source, f"{key}.schedule", f"expected one of {[s.value for s in Schedule]}, got {schedule!r}")
-    for name in ("count", "every"):
+    for name, most in (("count", MAX_RECORD_COUNT), ("every", None)):
         value = table.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise SpecError(source, f"{key}.{name}", f"expected a positive integer, got {value!r}")
+        valid = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= (most or value)
+        if value is not None and not valid:
+            bound = f" up to {most}" if most else ""
+            raise SpecError(source, f"{key}.{name}", f"expected a positive integer{bound}, got {value!r}")
     if schedule == Schedule.EVERY and table.get("every") is None:
         raise SpecError(source, f"{key}.every", "required when schedule = 'every'")
     return RecordSpec(tuple(dict.fromkeys(quantities)), Schedule(schedule), table.get("count", 20), table.get("every"))

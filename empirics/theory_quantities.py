@@ -11,6 +11,12 @@
 - ``"measures"`` (:func:`measures`): the cheap measures of ``theory.measures`` (``CHEAP_MEASURES``, Jiang et al.
   2020 numbering) on the snapshot's training inputs, under their registry names; measures needing class labels
   are skipped for regression snapshots.
+- ``"telescope"`` (:class:`TelescopeQuantity`, a step-following quantity): the telescoping model of the run
+  (Jeffares, Curth & van der Schaar 2024; ``theory.telescoping.TelescopeTracker``) carried over every optimizer
+  step with the run's own optimizer, recorded as ``p_train`` and ``p_test``, the effective parameters
+  p(I) = (n/|I|) Σ_{j∈I} ‖ŝ(x_j)‖² of its smoother (Curth et al. 2023) on all n training inputs and on the
+  snapshot's test inputs, and ``telescope_gap_train`` / ``telescope_gap_test``, the RMS over those inputs of
+  f̃(x) − f(x), the telescoping approximation's error. Squared-loss runs of one output (or a declared one).
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from empirics.phenomena.base import Snapshot
-from empirics.quantities import quantity
+from empirics.quantities import StepQuantity, quantity
+from empirics.snapshot import Snapshot, TrainingContext
 from theory.measures import CHEAP_MEASURES, MEASURES, compute_measures
 from theory.ntk import empirical_ntk
 from theory.spectral import effective_dimension, kernel_distance, kernel_eigh, kernel_target_alignment
+from theory.telescoping import TelescopeTracker
 
 #: training inputs (the first ones of each snapshot) on which the "ntk" quantity computes kernels
 NTK_SUBSAMPLE = 128
@@ -39,7 +46,7 @@ def _traced_ntk(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     for p in frozen:
         p.requires_grad_(True)
     try:
-        return empirical_ntk(model, x, trace_outputs=True, dtype=torch.float64).numpy()
+        return empirical_ntk(model, x, trace_outputs=True, dtype=torch.float64).cpu().numpy()
     finally:
         for p in frozen:
             p.requires_grad_(False)
@@ -50,11 +57,11 @@ def _targets(snapshot: Snapshot, n: int) -> np.ndarray:
     if snapshot.task == "classification":
         with torch.no_grad():
             classes = snapshot.model(snapshot.x_train[:1]).shape[-1]
-        return torch.nn.functional.one_hot(y.long(), classes).double().numpy()
-    return y.double().reshape(n, -1).numpy()
+        return torch.nn.functional.one_hot(y.long(), classes).double().cpu().numpy()
+    return y.double().reshape(n, -1).cpu().numpy()
 
 
-@quantity("ntk")
+@quantity("ntk", any_device=True)
 class NTKQuantities:
     """Stateful per run: remembers the initial and the previous recorded kernel (see the module docstring)."""
 
@@ -102,3 +109,68 @@ def _one_measure(args: tuple, name: str) -> float:
         return compute_measures(*args, [name], random_state=0)[name]
     except ValueError:
         return float("nan")
+
+
+@quantity("telescope", any_device=True)
+class TelescopeQuantity(StepQuantity):
+    """p_train, p_test and the telescoping gap of the run along training (see the module docstring).
+
+    The smoother is float64 on the run's device (refused on MPS, which has no float64); a run whose state would
+    exceed ``TelescopeTracker``'s memory bound, that is not trained on the squared loss, or that has several
+    outputs and no declared one is refused with the reason when it is attached.
+    """
+
+    def __init__(self) -> None:
+        self._tracker: TelescopeTracker | None = None
+        self._output = 0
+
+    def attach(self, context: TrainingContext) -> None:
+        if self._tracker is not None:
+            raise RuntimeError("The 'telescope' quantity follows one training run; it was attached twice.")
+        if context.loss != "mse":
+            raise ValueError(
+                f"The 'telescope' quantity needs a squared-loss run (loss 'mse'). Got loss {context.loss!r} instead."
+            )
+        outputs = context.targets.shape[1]
+        if context.output is None and outputs != 1:
+            raise ValueError(
+                f"The 'telescope' quantity records one output: the model has {outputs}, so the phenomenon must "
+                "declare which one (TrainData.output)."
+            )
+        output = 0 if context.output is None else context.output
+        if not 0 <= output < outputs:
+            raise ValueError(f"The declared output must be in [0, {outputs}). Got {output} instead.")
+        self._output = output
+        self._tracker = TelescopeTracker(
+            context.model,
+            context.optimizer,
+            context.x_train,
+            context.targets,
+            context.x_test,
+            loss_scale=context.loss_scale,
+        )
+
+    def before_step(self, batch: torch.Tensor | None) -> None:
+        self._tracker.before_step(batch)
+
+    def after_step(self) -> None:
+        self._tracker.after_step()
+
+    def __call__(self, snapshot: Snapshot) -> dict[str, float]:
+        if self._tracker is None:
+            raise RuntimeError(
+                "The 'telescope' quantity follows every optimizer step, but the run's training loop never attached "
+                "it (the phenomenon must call recorder.attach, before_step and after_step)."
+            )
+        rec, o, n = self._tracker.record(), self._output, self._tracker.n
+        gap = rec["telescoping"][:, o] - rec["real"][:, o]
+        return {
+            "p_train": float(rec["p_train"][o]),
+            "p_test": float(rec["p_test"][o]),
+            "telescope_gap_train": _rms(gap[:n]),
+            "telescope_gap_test": _rms(gap[n:]),
+        }
+
+
+def _rms(values: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(values**2))) if values.size else float("nan")

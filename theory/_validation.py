@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 
 def check_option(name: str, value: Any, options: Iterable[Any], *, owner: str | None = None) -> Any:
@@ -25,6 +29,19 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = False, owner
         expected = "a positive int" + (" or None" if allow_none else "")
         raise ValueError(f"The {name!r} parameter{where} must be {expected}. Got {value!r} instead.")
     return value
+
+
+def check_output_dir(name: str, path: str | Path, *, owner: str | None = None) -> Path:
+    """Return ``Path(path)`` if it is a directory or does not exist yet (it is created later); else raise
+    ``ValueError``: an existing file there would fail only after the work that was to be written to it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        where = f" of {owner}" if owner else ""
+        raise ValueError(
+            f"The {name!r} parameter{where} must be a directory (existing or not). Got {str(path)!r}, an existing "
+            f"file, instead."
+        )
+    return path
 
 
 def check_in_range(
@@ -54,28 +71,34 @@ def check_in_range(
     return v
 
 
-def check_device(name: str, value: Any, *, owner: str | None = None) -> Any:
-    """Return the ``torch.device`` named by ``value`` ('cpu', 'cuda', 'cuda:1', 'mps' or 'auto': CUDA, then
-    MPS, then the CPU) if torch can use it on this machine; else raise ``ValueError`` saying why."""
+#: torch device types unitheory runs on
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(name: str, value: Any, *, owner: str | None = None, available: bool = True) -> torch.device:
+    """Return ``torch.device(value)`` if it names a CPU, CUDA or MPS device available here (with ``available=False``
+    any such device); else raise ``ValueError`` saying which (an unknown string, another device type, no CUDA/MPS
+    here, a CUDA index out of range)."""
     import torch
 
     where = f" of {owner}" if owner else ""
-    if value == "auto":
-        value = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    expected = f"The {name!r} parameter{where} must be an available torch device ('cpu', 'cuda', 'cuda:N' or 'mps')"
     try:
         device = torch.device(value)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"The {name!r} parameter{where} must be 'cpu', 'cuda[:index]', 'mps' or 'auto'. Got {value!r} instead."
-        ) from None
-    available = {
-        "cpu": True,
-        "cuda": torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count(),
-        "mps": torch.backends.mps.is_available(),
-    }
-    if not available.get(device.type, False):
-        raise ValueError(
-            f"The {name!r} parameter{where} names {str(device)!r}, which torch cannot use on this machine "
-            f"(cuda available: {torch.cuda.is_available()}, mps available: {torch.backends.mps.is_available()})."
-        )
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{expected}. Got {value!r} instead.") from None
+    if device.type not in DEVICE_TYPES:
+        raise ValueError(f"{expected}. Got {value!r} (device type {device.type!r}) instead.")
+    if not available:
+        return device
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            reason = "CUDA is not available here (torch.cuda.is_available() is False)"
+            raise ValueError(f"{expected}. Got {value!r}, but {reason}.")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"{expected}. Got {value!r}, but this machine has {count} CUDA device(s).")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        reason = "MPS is not available here (torch.backends.mps.is_available() is False)"
+        raise ValueError(f"{expected}. Got {value!r}, but {reason}.")
     return device

@@ -15,6 +15,7 @@ numeric evaluation lambdifies the sum-level expressions (E_0, test and train MSE
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -179,6 +180,10 @@ def effective_regularization(eigenvalues: Any, n: Any, ridge: float = 0.0) -> np
     κ_lo = max(δ/(2n), λ_min⁺(M⁺ − n)/(2n)) with M⁺ the number of positive eigenvalues. When δ = 0 and n ≥ M⁺ the
     equation has no positive root and κ = 0 (interpolation of every learnable mode).
 
+    Everything is computed in log space (δ/κ = exp(log δ − u)), so tiny ridges such as δ = 2.2e-308, whose κ
+    ≈ δ/(n − M⁺) is subnormal (flushed to 0 under ``torch.set_flush_denormal(True)``), still converge; κ itself
+    then underflows to 0, which :func:`predict_learning_curve` treats as its limit (δ/κ = n − Σ L_i).
+
     Example:
         >>> round(float(effective_regularization([1.0, 1.0], 1.0)[0]), 12)  # 2/(1 + κ) = 1
         1.0
@@ -193,45 +198,54 @@ def effective_regularization(eigenvalues: Any, n: Any, ridge: float = 0.0) -> np
     if not solvable.any():
         return kappa
     target = sizes[solvable]
-    lower = np.maximum(ridge / (2 * target), smallest * np.clip(n_positive - target, 0, None) / (2 * target))
-    upper = 2 * (positive.sum() + ridge) / target
+    log_ridge = math.log(ridge) if ridge > 0 else -math.inf
+    with np.errstate(divide="ignore"):  # log 0 = -inf: a bound that does not apply (δ = 0, or n ≥ M⁺)
+        bound = np.maximum(log_ridge, math.log(smallest) + np.log(np.clip(n_positive - target, 0, None)))
+    log_lower = bound - np.log(2 * target)
+    log_upper = np.log(2 * (positive.sum() + ridge) / target)
 
     # The map u = log κ -> Σ λ/(λ+κ) + δ/κ is explicit and decreasing: tabulate it on a log grid for brackets and a
     # starting point, then polish with bracketed Newton steps (bisection whenever a step leaves the bracket).
-    grid = np.linspace(np.log(lower.min()), np.log(upper.max()), _GRID_SIZE)
-    on_grid = _moments(positive, np.exp(grid), ridge)[0]
+    grid = np.linspace(log_lower.min(), log_upper.max(), _GRID_SIZE)
+    on_grid = _moments(positive, grid, log_ridge)[0]
     cell = np.clip(np.searchsorted(-on_grid, -target) - 1, 0, _GRID_SIZE - 2)
-    low = np.maximum(grid[cell], np.log(lower))
-    high = np.minimum(grid[cell + 1], np.log(upper))
+    low = np.maximum(grid[cell], log_lower)
+    high = np.minimum(grid[cell + 1], log_upper)
     start = np.interp(np.log(target), np.log(on_grid[::-1]), grid[::-1])
-    kappa[solvable] = np.exp(_bracketed_newton(positive, ridge, target, low, high, np.clip(start, low, high)))
+    kappa[solvable] = np.exp(_bracketed_newton(positive, log_ridge, target, low, high, np.clip(start, low, high)))
     return kappa
 
 
-def _moments(positive: np.ndarray, kappa: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:
-    """Σ λ/(λ+κ) + δ/κ and its derivative in log κ, −Σ L(1 − L) − δ/κ, for each κ (in row chunks)."""
-    value, slope = np.empty_like(kappa), np.empty_like(kappa)
-    for rows in _chunks(len(kappa), len(positive)):
+def _moments(positive: np.ndarray, u: np.ndarray, log_ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Σ λ/(λ+κ) + δ/κ and its derivative in u = log κ, −Σ L(1 − L) − δ/κ, for each u (in row chunks).
+
+    δ/κ = exp(log δ − u) stays exact when κ = e^u underflows (then L = 1 on every positive mode, to precision).
+    """
+    value, slope = np.empty_like(u), np.empty_like(u)
+    ridge_ratio = np.exp(log_ridge - u)
+    kappa = np.exp(u)
+    for rows in _chunks(len(u), len(positive)):
         learn = np.add(positive, kappa[rows, None])
         np.divide(positive, learn, out=learn)
         total = learn.sum(axis=1)
-        value[rows] = total + ridge / kappa[rows]
-        slope[rows] = np.einsum("ij,ij->i", learn, learn) - total - ridge / kappa[rows]  # −Σ L(1 − L) − δ/κ
+        value[rows] = total + ridge_ratio[rows]
+        slope[rows] = np.einsum("ij,ij->i", learn, learn) - total - ridge_ratio[rows]  # −Σ L(1 − L) − δ/κ
     return value, slope
 
 
 def _bracketed_newton(
-    positive: np.ndarray, ridge: float, target: np.ndarray, low: np.ndarray, high: np.ndarray, start: np.ndarray
+    positive: np.ndarray, log_ridge: float, target: np.ndarray, low: np.ndarray, high: np.ndarray, start: np.ndarray
 ) -> np.ndarray:
     """Vectorised safeguarded Newton (Press et al., rtsafe) on u = log κ for Σ λ/(λ+e^u) + δe^{−u} = n."""
     u, low, high = start.copy(), low.copy(), high.copy()
     active = np.arange(len(u))
     for _ in range(_MAX_ITERATIONS):
-        value, slope = _moments(positive, np.exp(u[active]), ridge)
+        value, slope = _moments(positive, u[active], log_ridge)
         excess = value - target[active]
         low[active] = np.where(excess > 0, u[active], low[active])
         high[active] = np.where(excess < 0, u[active], high[active])
-        step = -excess / slope
+        with np.errstate(divide="ignore", invalid="ignore"):  # a flat slope gives ±inf: bisection below
+            step = np.where(excess == 0, 0.0, -excess / slope)
         converged = (np.abs(step) < 1e-9) | (excess == 0)  # quadratic convergence: the error is now ~ step²
         new = np.clip(u[active] + step, low[active], high[active])
         bisect = ~converged & ((new <= low[active]) | (new >= high[active]))

@@ -78,11 +78,14 @@ def as_matrix(kernel: ArrayLike, name: str = "kernel") -> np.ndarray:
 def _square(kernel: ArrayLike, name: str = "kernel") -> torch.Tensor:
     """:func:`as_matrix` as a float64 torch tensor, on the kernel's device (the host for numpy and MPS)."""
     if isinstance(kernel, torch.Tensor):
+        if kernel.is_complex():  # a cast would drop the imaginary part silently
+            found = str(kernel.dtype).removeprefix("torch.")
+            raise ValueError(f"The {name!r} argument must be a real-valued numeric array. Got {found} instead.")
         k = kernel.detach()
         k = k.cpu() if k.device.type == "mps" else k
         k = k.double()
     else:
-        k = torch.as_tensor(np.asarray(kernel, dtype=np.float64))
+        k = torch.as_tensor(_real_array(name, kernel))
     if k.dim() == 4 and k.shape[0] == k.shape[1] and k.shape[2] == k.shape[3]:
         n, _, o, _ = k.shape
         k = k.permute(0, 2, 1, 3).reshape(n * o, n * o)
@@ -91,6 +94,18 @@ def _square(kernel: ArrayLike, name: str = "kernel") -> torch.Tensor:
     if not bool(torch.isfinite(k).all()):
         raise ValueError(f"The {name!r} argument must be finite. Got NaN or inf entries.")
     return k
+
+
+def _real_array(name: str, value: object) -> np.ndarray:
+    """``value`` as a float64 array; text, objects and complex numbers (whose imaginary part a cast would drop
+    silently) raise ``ValueError`` naming the argument and the type found."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value) if not isinstance(value, str) else np.asarray(value, dtype=object)
+    if array.dtype.kind not in "biuf":
+        found = type(value).__name__ if array.dtype.kind in "OUS" and array.ndim == 0 else str(array.dtype)
+        raise ValueError(f"The {name!r} argument must be a real-valued numeric array. Got {found} instead.")
+    return array.astype(np.float64)
 
 
 def kernel_eigh(kernel: ArrayLike, *, clip: bool = True) -> KernelEigh:
@@ -161,7 +176,7 @@ def effective_dimension(eigenvalues: ArrayLike, z: float | ArrayLike) -> float |
         >>> float(effective_dimension([1.0, 3.0], 1.0))
         1.25
     """
-    lam = np.clip(np.asarray(eigenvalues, dtype=np.float64).reshape(-1), 0, None)
+    lam = np.clip(_real_array("eigenvalues", eigenvalues).reshape(-1), 0, None)
     zs = np.asarray(z, dtype=np.float64)
     if not np.all(np.isfinite(lam)):
         raise ValueError("The 'eigenvalues' argument of effective_dimension must be finite. Got NaN or inf.")
@@ -176,26 +191,34 @@ def kernel_target_alignment(
 ) -> float:
     """Alignment of an (N, N) kernel with targets y (N,) or (N, C); see :class:`AlignmentMethod` for formulas.
 
+    NaN when the cosine is 0/0: a zero (centred) kernel or zero targets.
+
     Example:
         >>> y = np.array([1.0, -1.0, 1.0, -1.0])
         >>> round(kernel_target_alignment(np.outer(y, y), y), 12)
         1.0
     """
-    method = AlignmentMethod(check_option("method", method, list(AlignmentMethod), owner="kernel_target_alignment"))
+    valid = [m.value for m in AlignmentMethod]
+    method = AlignmentMethod(check_option("method", method, valid, owner="kernel_target_alignment"))
     k = as_matrix(kernel)
-    targets = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y, dtype=np.float64)
+    targets = _real_array("y", y)
     targets = targets[:, None] if targets.ndim == 1 else targets
     if targets.ndim != 2 or targets.shape[0] != k.shape[0]:
         raise ValueError(f"The 'y' argument must have {k.shape[0]} rows like the kernel. Got shape {targets.shape}.")
+    if not np.all(np.isfinite(targets)):
+        raise ValueError("The 'y' argument of kernel_target_alignment must be finite. Got NaN or inf entries.")
     gram = targets @ targets.T
-    if method is AlignmentMethod.KUMAR2024:
-        return float(np.sum(k * gram) / (np.linalg.norm(k) * np.sum(targets**2)))
-    centred = k - k.mean(0, keepdims=True) - k.mean(1, keepdims=True) + k.mean()
-    return float(np.sum(centred * gram) / (np.linalg.norm(centred) * np.linalg.norm(gram)))
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 (zero kernel, constant targets) is NaN
+        if method is AlignmentMethod.KUMAR2024:
+            return float(np.sum(k * gram) / (np.linalg.norm(k) * np.sum(targets**2)))
+        centred = k - k.mean(0, keepdims=True) - k.mean(1, keepdims=True) + k.mean()
+        return float(np.sum(centred * gram) / (np.linalg.norm(centred) * np.linalg.norm(gram)))
 
 
 def kernel_distance(kernel1: ArrayLike, kernel2: ArrayLike) -> float:
     """Kernel distance 1 − <K1, K2>_F / (‖K1‖_F ‖K2‖_F) (Fort et al. 2020), the "kernel velocity" along training.
+
+    NaN when a kernel is zero (the cosine is 0/0).
 
     Example:
         >>> kernel_distance(np.eye(2), 3 * np.eye(2))
@@ -204,4 +227,5 @@ def kernel_distance(kernel1: ArrayLike, kernel2: ArrayLike) -> float:
     k1, k2 = as_matrix(kernel1, "kernel1"), as_matrix(kernel2, "kernel2")
     if k1.shape != k2.shape:
         raise ValueError(f"The 'kernel2' argument must have the shape of kernel1 {k1.shape}. Got {k2.shape}.")
-    return float(1 - np.sum(k1 * k2) / (np.linalg.norm(k1) * np.linalg.norm(k2)))
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 for a zero kernel is NaN
+        return float(1 - np.sum(k1 * k2) / (np.linalg.norm(k1) * np.linalg.norm(k2)))

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(importlib.import_module(args._module).execute(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except (ValueError, KeyError, OSError, ImportError) as err:  # bad input, a missing file, a store or a network
         print(f"unitheory {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from bridge.cli.run import DEFAULT_STORE
 
@@ -16,13 +15,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from empirics.store import Store
+    from theory._validation import check_output_dir
 
-    with Store(args.store, create=False) as store:
-        try:
-            paths = store.export(args.output, args.format)
-        except ImportError as err:
-            print(f"unitheory export: error: {err}", file=sys.stderr)
-            return 2
+    check_output_dir("-o", args.output, owner="unitheory export")
+    with Store(args.store, readonly=True) as store:  # reads only: works on a store the user may not write
+        paths = store.export(args.output, args.format)
     for path in paths:
         print(path)
     return 0

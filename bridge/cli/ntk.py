@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     parser.add_argument("--z", type=float, default=None, help="N_eff(z) ridge (default: the mean eigenvalue)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda[:index], mps or auto")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda[:index] or mps")
 
 
 def mnist1d_pool(n: int):
@@ -43,7 +43,7 @@ def execute(args: argparse.Namespace) -> int:
     import torch
 
     from empirics.models import build_model
-    from theory import effective_dimension, empirical_ntk, kernel_eigh, resolve_implementation
+    from theory import check_kernel_memory, effective_dimension, empirical_ntk, kernel_eigh, resolve_implementation
     from theory._validation import check_device, check_in_range, check_positive_int
 
     check_positive_int("n", args.n, owner="unitheory ntk")
@@ -53,9 +53,18 @@ def execute(args: argparse.Namespace) -> int:
         check_in_range("z", args.z, 0, None, inclusive=(False, True), owner="unitheory ntk")
     if args.threads is not None:
         torch.set_num_threads(check_positive_int("threads", args.threads, owner="unitheory ntk"))
+    # Refuse at once, before drawing 2n inputs: the kernel, plus ~3 copies of it for its eigendecomposition
+    # (on the device: kernel_eigh of a tensor runs there).
+    dtype = getattr(torch, args.dtype)
+    kernel_bytes = args.n * args.n * (1 if args.trace_outputs else 100) * dtype.itemsize
+    options = ["a smaller --n"] if args.trace_outputs else ["--trace-outputs (an N x N kernel)", "a smaller --n"]
+    check_kernel_memory(
+        args.n, args.n, 10, trace_outputs=args.trace_outputs, dtype=dtype, device=device, workspace=3 * kernel_bytes,
+        workspace_use="copies for the eigendecomposition", options=options,
+    )  # fmt: skip
     pool = mnist1d_pool(args.n)
     rows = np.random.default_rng(args.seed).choice(len(pool), size=args.n, replace=False)
-    x = torch.as_tensor(pool[rows], dtype=getattr(torch, args.dtype)).to(device)
+    x = torch.as_tensor(pool[rows], dtype=dtype).to(device)
     if args.model == "mlp":
         model = build_model("mlp", input_dim=40, output_dim=10, width=args.width, depth=args.depth, seed=args.seed)
     else:

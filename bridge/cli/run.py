@@ -19,6 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes of the pool backend (default 1)")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: a new local instance)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    parser.add_argument("--device", default="cpu", help="torch device the runs train on: cpu (default), cuda[:N], mps")
     parser.add_argument("--store", default=DEFAULT_STORE, help=f"store directory (default ./{DEFAULT_STORE}/)")
 
 
@@ -30,7 +31,8 @@ def execute(args: argparse.Namespace) -> int:
     backend = args.backend or ("pool" if args.workers > 1 else "local")
     spec = load_spec(args.spec, quick=args.quick)
     with Store(args.store) as store:
-        run_sweep(spec, store, backend=backend, workers=args.workers, address=args.address, threads=args.threads)
+        kwargs = dict(workers=args.workers, address=args.address, threads=args.threads, device=args.device)
+        run_sweep(spec, store, backend=backend, **kwargs)
     return 0
 
 

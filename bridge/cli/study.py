@@ -19,18 +19,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes of the pool backend (default 1)")
     parser.add_argument("--backend", choices=["local", "pool", "ray"], default=None, help="as for unitheory run")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: a new local instance)")
+    parser.add_argument("--device", default="cpu", help="torch device the runs train on: cpu (default), cuda[:N], mps")
     parser.add_argument("--resamples", type=int, default=999, help="bootstrap resamples per interval (default 999)")
     parser.add_argument("--seed", type=int, default=0, help="random_state of the bootstraps (default 0)")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars and no per-run lines: only the final summary"
+    )
 
 
 def execute(args: argparse.Namespace) -> int:
+    from bridge._progress import quiet
+
+    with quiet(args.quiet):  # the one switch of every progress bar (sweeps, prediction bands, figures)
+        return _study(args)
+
+
+def _study(args: argparse.Namespace) -> int:
     from bridge.studies import run_study
 
     output = args.output or f"reports/{args.name}{'-quick' if args.quick else ''}"
     result = run_study(
         args.name, quick=args.quick, store=args.store, output=output, workers=args.workers, backend=args.backend,
-        address=args.address, n_resamples=args.resamples, random_state=args.seed,
+        address=args.address, n_resamples=args.resamples, random_state=args.seed, device=args.device,
         command="unitheory " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["study"] else None,
+        log=None if args.quiet else print,
     )  # fmt: skip
-    print(result.summary())
+    print(result.summary(sweeps=args.quiet))  # without --quiet each sweep line was printed as it finished
     return 0

@@ -3,12 +3,14 @@ fitted predictions (``results("prediction")``) without recomputing any test.
 
 Sections: verdicts; phenomenon curves with intervals over seeds; each theory quantity against its outcome with
 the negative controls side by side (Jeffares & van der Schaar 2025); fitted predictions with bands; every test
-row (statistics, raw, Holm and Benjamini–Hochberg p-values, intervals, outcomes, reasons); provenance (specs,
+row (statistics, p-values for and against the prediction, Holm-corrected, intervals, outcomes, reasons) and the
+rule of each test (:data:`bridge.verdicts.RULES`); provenance (specs,
 run hashes, versions, preregistration status, wall times).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,19 +19,19 @@ from typing import Any
 
 import pandas as pd
 
-from bridge.report import _figures
+from bridge._progress import progress
+from bridge.falsification import COLUMNS
+from bridge.report import _figures, _verdict_figures
 from bridge.report._document import Document, Figure, Heading, Paragraph, Table
 from bridge.report.predictions import KIND as PREDICTION_KIND
-from bridge.tables import StoreLike, run_table
+from bridge.tables import StoreLike, run_table, spec_summary, swept_axes
+from bridge.verdicts import rules_table
 
 #: columns of the verdict table and of the test table, in order
 VERDICT_COLUMNS = ["file", "hypothesis", "verdict", "reason"]
-TEST_COLUMNS = [
-    "hypothesis", "test", "subject", "role", "environment", "statistic", "pvalue", "p_holm", "p_fdr_bh",
-    "low", "high", "n", "outcome", "reason",
-]  # fmt: skip
-RUN_COLUMNS = ("run_id", "spec", "phenomenon", "seed", "started_at", "finished_at", "wall_s")
+TEST_COLUMNS = COLUMNS  # bridge.falsification's: p_for / p_against one-sided, p_holm over the hypothesis's rows
 _OUTCOME_PREFERENCE = ("test_error", "grokking_gap", "error_barrier", "test_loss")
+FEW_VALUES = 5  #: a subject with at most this many distinct values over the runs in scope is flagged
 
 
 @dataclass(frozen=True)
@@ -67,31 +69,78 @@ def verdict_tables(verdicts: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.Dat
     return verdict_frame, test_frame, described
 
 
-def _spec_axes(store: StoreLike, runs: pd.DataFrame) -> list[str]:
-    """The resolved parameters (other than the seed) that vary across a spec's runs, in parameter order."""
-    config = getattr(store, "config", None)
-    names = list(config(runs["run_id"].iloc[0]).params) if config else [c for c in runs.columns if c not in RUN_COLUMNS]
-    return [n for n in names if n != "seed" and n in runs.columns and runs[n].astype(str).nunique() > 1]
+def _caption(text: str, plotted: _figures.Plotted) -> str:
+    return text + "".join(f"; {n.rstrip('.')}" for n in plotted.notes) + "."
 
 
 def _phenomena(doc: Document, store: StoreLike, runs: pd.DataFrame, fig_dir: Path, seed: int) -> list[Path]:
-    doc.add(Heading("Phenomena"))
+    doc.add(
+        Heading("Phenomena"),
+        Paragraph(
+            "Means over seeds with 95% bootstrap intervals; training values dashed, test values solid; one colour and "
+            "marker per value of the first sweep axis (numbers in numeric order, dark small to light large), one "
+            "facet per value of the second."
+        ),
+    )
     paths = []
-    for spec, part in runs.groupby("spec", sort=True):
+    for spec, part in progress(runs.groupby("spec", sort=True), desc="report: phenomenon curves", unit="figure",
+                               total=runs["spec"].nunique()):  # fmt: skip
         part = part.dropna(axis=1, how="all")
         outcome = next((o for o in _OUTCOME_PREFERENCE if o in part.columns), None)
         if outcome is None:
             continue
-        axes = _spec_axes(store, part)
-        axis, style = (axes + [None, None])[:2]
-        records = store.records(run_ids=part["run_id"].tolist(), quantities=[outcome])
-        path = _figures.phenomenon_curves(
-            part, records, axis, outcome, fig_dir / f"curve-{_slug(spec)}.png", style=style, seed=seed
-        )
-        seeds = sorted(part["seed"].unique().tolist())
-        doc.add(Heading(str(spec), 3), Figure(path, f"{spec}: {outcome} by {axis or 'run'}, seeds {seeds}"))
-        paths.append(path)
+        axes = swept_axes(store, part)
+        wanted = [outcome, "train_" + outcome.removeprefix("test_")]
+        records = store.records(run_ids=part["run_id"].tolist(), quantities=wanted)
+        plotted = _figures.phenomenon_curves(part, records, axes, outcome, fig_dir / f"curve-{_slug(spec)}.png",
+                                             seed=seed)  # fmt: skip
+        seeds = ", ".join(map(str, sorted(part["seed"].unique().tolist())))
+        by = f" by {' and '.join(axes[:2])}" if axes else ""
+        doc.add(Heading(str(spec), 3), Figure(plotted.path, _caption(f"{spec}: {outcome}{by}, seeds {seeds}", plotted)))
+        paths.append(plotted.path)
     return paths
+
+
+def _setters(table: pd.DataFrame, subject: str, axes: Sequence[str]) -> list[str]:
+    """The fewest sweep axes (or an axis and the seed) within each of whose values ``subject`` is constant, when
+    they group the runs (not one run per group); [] if none."""
+    candidates = [a for a in [*axes, "seed"] if a in table.columns and a != subject]
+    for size in (1, 2):
+        for combo in itertools.combinations(candidates, size):
+            grouped = table.groupby(list(combo))[subject]
+            if grouped.ngroups < len(table) and grouped.nunique().max() == 1:
+                return list(combo)
+    return []
+
+
+def _distinct(values: Sequence[float]) -> list[str]:
+    """Labels of sorted distinct values with as many significant digits as it takes to tell them apart."""
+    for digits in range(4, 12):
+        shown = [f"{v:.{digits}g}" for v in values]
+        if len(set(shown)) == len(shown):
+            return shown
+    return [repr(v) for v in values]
+
+
+def few_values(table: pd.DataFrame, subjects: Sequence[str], axes: Sequence[str]) -> list[str]:
+    """Sentences flagging each subject other than a sweep axis that takes at most :data:`FEW_VALUES` distinct
+    values over the runs in scope or is set by the configuration (constant within each value of an axis, or of an
+    axis and the seed, e.g. a quantity at initialisation set by the init scale): its rank tests then compare a
+    few tied groups, not runs."""
+    out = []
+    for s in (s for s in subjects if s not in axes and s in table.columns):
+        values = table[s].dropna()
+        k, n = values.nunique(), len(values)
+        setters = _setters(table.dropna(subset=[s]), s, axes) if 1 < k < n else []
+        if k <= 1 or k >= n or (k > FEW_VALUES and not setters):
+            continue
+        shown = ", ".join(_distinct(sorted(values.unique())[:FEW_VALUES])) + (", …" if k > FEW_VALUES else "")
+        others = [a for a in axes if a not in setters]
+        why = f"; it is set by {' and '.join(setters)}" if setters else ""
+        why += f" (the same for every {' and '.join(others)})" if setters and others else ""
+        out.append(f"{s} takes only {k} distinct values over the {n} runs in scope ({shown}){why}, so its rank "
+                   f"tests compare {k} tied groups rather than {n} runs.")  # fmt: skip
+    return out
 
 
 def _quantities(
@@ -101,29 +150,53 @@ def _quantities(
         Heading("Theory quantities against outcomes, with the negative controls"),
         Paragraph(
             "Each hypothesis's quantity (left panel) next to the negative controls it must beat (prime count of the "
-            "rounded weights, a random measure with the trajectory's autocorrelation, the parameter count). Lines "
+            "rounded weights, a random measure with the trajectory's autocorrelation, the parameter count); a "
+            "control constant over the runs in scope gets no panel (the verdict engine leaves it out). Lines "
             "are least-squares fits with bootstrap 95% bands; the table gives the stored Kendall tests "
-            "(for controls: the difference τ(quantity) − τ(control) and its interval)."
+            "(for controls: the difference τ(quantity) − τ(control) and its interval). A conditional test (partial "
+            "rank correlation given confounders) has its own figure of the residualised relation it measures."
         ),
     )
     paths = []
-    for h in described:
-        if h.get("kind") in ("event_order", "equivalence"):
-            continue
+    shown = [h for h in described if h.get("kind") not in ("event_order", "equivalence")]
+    for h in progress(shown, desc="report: hypothesis figures", unit="hypothesis"):
         subjects = [h["quantity"], *h.get("controls", [])]
-        scope = _scope(h)
-        table = run_table(store, [*subjects, h["outcome"]], at=h.get("at", "final"), scope=scope)
+        confounders = list(h.get("confounders", []))
+        table = run_table(store, [*subjects, *confounders, h["outcome"]], at=h.get("at", "final"), scope=_scope(h))
         if table.empty or h["outcome"] not in table.columns or h["quantity"] not in table.columns:
             continue
-        path = _figures.quantity_panels(
-            table, subjects, h["outcome"], "spec", fig_dir / f"quantity-{_slug(h['name'])}.png", seed=seed
-        )
-        paths.append(path)
+        rows = tests[tests["hypothesis"] == h["name"]]
+        axes = [a for a in h.get("axes", []) if a in table.columns]
         doc.add(Heading(h["name"], 3), Paragraph(h.get("description", "")))
-        doc.add(Figure(path, f"{h['name']}: {h['quantity']} and its controls against {h['outcome']}"))
-        rows = tests[(tests["hypothesis"] == h["name"]) & (tests["environment"] == "all")]
-        if len(rows):
-            doc.add(Table(rows[["test", "subject", "role", "statistic", "low", "high", "pvalue", "outcome"]]))
+        flags = few_values(table, subjects, axes)
+        if flags:
+            doc.add(Paragraph(" ".join(flags)))
+        conditional = rows[(rows["test"] == "partial_rank") & (rows["role"] == "quantity")]
+        if len(conditional) and confounders and all(c in table.columns for c in confounders):
+            plotted = _verdict_figures.conditional_panels(
+                table,
+                h["quantity"],
+                h["outcome"],
+                confounders,
+                fig_dir / f"conditional-{_slug(h['name'])}.png",
+                statistic=float(conditional["statistic"].iloc[0]),
+            )
+            text = (f"{h['name']}: the partial rank test of {h['quantity']} and {h['outcome']} given "
+                    f"{', '.join(confounders)} (left: residualised ranks; right: within strata)")  # fmt: skip
+            doc.add(Figure(plotted.path, _caption(text, plotted)))
+            paths.append(plotted.path)
+        several = table["spec"].nunique() > 1
+        colour = "spec" if several else (axes[0] if axes else None)
+        plotted = _figures.quantity_panels(
+            table, subjects, h["outcome"], colour, fig_dir / f"quantity-{_slug(h['name'])}.png", seed=seed
+        )
+        paths.append(plotted.path)
+        what = f"{h['quantity']} and its controls" if len(plotted.data["panels"]) > 1 else h["quantity"]
+        doc.add(Figure(plotted.path, _caption(f"{h['name']}: {what} against {h['outcome']}", plotted)))
+        shown_rows = rows[rows["environment"] == "all"]
+        if len(shown_rows):
+            columns = ["test", "subject", "role", "statistic", "low", "high", "p_for", "p_against", "p_holm", "outcome"]
+            doc.add(Table(shown_rows[columns]))
     return paths
 
 
@@ -140,18 +213,27 @@ def _predictions(doc: Document, store: StoreLike, described: list[dict[str, Any]
         return []
     doc.add(
         Heading("Fitted predictions"),
-        Paragraph("Functional hypotheses fitted on their fit_on setting; bands are pointwise 95% bootstrap bands."),
+        Paragraph(
+            "Functional hypotheses fitted on their fit_on environment (every run in scope if none): the fit (solid) "
+            "on the runs it was fitted to and, on each other environment, the prediction (dashed) of the same "
+            "fitted law; bands are pointwise 95% bootstrap bands over resampled configurations of the fitted runs. "
+            "The y axis spans the observed outcomes; a curve leaving it is reported in the caption."
+        ),
     )
     paths = []
-    for pred in stored:
+    for pred in progress(stored, desc="report: prediction figures", unit="figure"):
         h = by_name.get(pred["hypothesis"], {})
-        table = run_table(store, [pred["variable"], pred["target"]], scope=_scope(h))
-        if table.empty or pred["variable"] not in table.columns:
+        table = run_table(store, [pred["variable"], pred["target"]], at=h.get("at", "final"), scope=_scope(h))
+        curves = pred.get("curves", [pred] if "grid" in pred else [])
+        if table.empty or pred["variable"] not in table.columns or not curves:
+            doc.add(Paragraph(f"{pred['hypothesis']}: no curve is drawn: {pred.get('note') or 'no runs in scope.'}"))
             continue
-        path = _figures.fitted_prediction(table, pred, fig_dir / f"fit-{_slug(pred['hypothesis'])}.png")
+        plotted = _verdict_figures.fitted_prediction(table, pred, fig_dir / f"fit-{_slug(pred['hypothesis'])}.png")
         params = ", ".join(f"{k} = {v:.4g}" for k, v in pred["params"].items())
-        doc.add(Figure(path, f"{pred['hypothesis']}: {pred['expression']} ({params}; {pred['resamples']} resamples)"))
-        paths.append(path)
+        fit_on = f"fitted on {pred['fit_on']}" if pred.get("fit_on") else "fitted on every run in scope"
+        text = f"{pred['hypothesis']}: {pred['expression']} {fit_on} ({params}; {pred['resamples']} resamples)"
+        doc.add(Figure(plotted.path, _caption(text, plotted)))
+        paths.append(plotted.path)
     return paths
 
 
@@ -162,10 +244,20 @@ def _provenance(doc: Document, store: StoreLike, runs: pd.DataFrame, verdicts: l
     doc.add(Heading("Preregistration", 3), Paragraph(" ".join(lines) or "No hypothesis file was tested."))
     if runs.empty:
         return
-    specs = runs.groupby("spec", sort=True).agg(
-        phenomenon=("phenomenon", "first"), runs=("run_id", "size"), seeds=("seed", "nunique"),
-        wall_s=("wall_s", "sum"), first_started=("started_at", "min"), last_finished=("finished_at", "max"),
-    ).reset_index()  # fmt: skip
+    summary = spec_summary(store, runs)
+    times = runs.groupby("spec", sort=True).agg(
+        first_started=("started_at", "min"), last_finished=("finished_at", "max")
+    )
+    specs = (
+        summary.assign(
+            seeds=summary["seeds"].map(lambda s: ", ".join(map(str, s))),
+            axes=summary["axes"].map(
+                lambda a: "; ".join(f"{k}: {', '.join(map(_figures.label, v))}" for k, v in a.items())
+            ),
+        )
+        .drop(columns="outcomes")
+        .merge(times.reset_index(), on="spec")
+    )
     doc.add(Heading("Specs and wall times", 3), Table(specs))
     provenance = getattr(store, "provenance", None)
     if provenance is not None:
@@ -232,9 +324,12 @@ def build_report(
         ),
         Heading("Verdicts"),
         Paragraph(
-            "supported: every test passed (Holm-corrected) and the quantity beat every negative control; "
-            "falsified: some test failed; inconclusive: otherwise (the reason names what stood in the way)."
+            "supported: every test passed (significant evidence for the prediction, with a defined interval) and "
+            "the quantity beat every negative control that could be tested; falsified: some test failed "
+            "(significant evidence against it, Holm-corrected over the hypothesis's tests); inconclusive: "
+            "otherwise (the reason names what stood in the way). The rule of each test:"
         ),
+        Table(rules_table()),
         Table(verdict_frame, css="verdict"),
     )
     figures = _phenomena(doc, store, runs, fig_dir, random_state) if len(runs) else []
@@ -244,7 +339,11 @@ def build_report(
         Heading("All tests"),
         Paragraph(
             "role: quantity (the hypothesis's own test), control (the same test on a negative control) or comparison "
-            "(quantity vs control). p_holm and p_fdr_bh correct the quantity tests of one hypothesis file."
+            "(quantity vs control). pvalue: the test's own (two-sided where it has one); p_for / p_against: "
+            "one-sided p-values for / against the prediction (raw); p_holm: p_against Holm-corrected over the "
+            "hypothesis's own tests (it decides 'fail'); p_fdr_bh: the same family Benjamini-Hochberg-adjusted "
+            "(descriptive, never a verdict). A '-' marks a value that is undefined for that test (e.g. an interval "
+            "from fewer than three configurations)."
         ),
         Table(test_frame),
     )

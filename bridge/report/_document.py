@@ -12,15 +12,29 @@ from pathlib import Path
 import pandas as pd
 
 _CSS = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+body { font-family: system-ui, sans-serif; max-width: 1280px; margin: 2em auto; padding: 0 1em; color: #222; }
+p, figcaption { max-width: 75em; }
+h1, h2, h3, p, figcaption { overflow-wrap: anywhere; }
 h1 { border-bottom: 2px solid #444; } h2 { border-bottom: 1px solid #bbb; margin-top: 2em; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
+.table-wrap { max-width: 100%; overflow-x: auto; margin: 1em 0; }
+table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
-th { background: #eee; } tr:nth-child(even) { background: #fafafa; }
+th { background: #eee; white-space: nowrap; } tr:nth-child(even) { background: #fafafa; }
+td.name { white-space: nowrap; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.wrap { min-width: 22em; max-width: 40em; overflow-wrap: break-word; }
+td.pin { background: #fff; } tr:nth-child(even) > td.pin { background: #fafafa; }
+@media (min-width: 700px) { .pin { position: sticky; left: 0; z-index: 1; box-shadow: 1px 0 0 #ccc; } }
 td.supported { background: #d4f4d4; } td.falsified { background: #f8d0d0; } td.inconclusive { background: #f4ecc8; }
-figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { font-size: 0.9em; color: #555; } code { background: #f2f2f2; padding: 0 3px; }
 """
+#: columns that stay in view while a wide table scrolls (on screens wider than a phone), columns whose cells keep
+#: one line (names a reader scans) and columns whose text wraps
+PINNED_COLUMNS = frozenset({"hypothesis"})
+NAME_COLUMNS = frozenset(
+    {"hypothesis", "test", "subject", "role", "environment", "spec", "phenomenon", "run_id", "file", "key"}
+)
+WRAP_COLUMNS = frozenset({"reason", "description", "axes", "value"})
 
 
 def fmt(value: object) -> str:
@@ -101,7 +115,8 @@ class Document:
                     f'<figure><img alt="{html.escape(b.caption)}" src="data:image/png;base64,{data}">'
                     f"<figcaption>{html.escape(b.caption)}</figcaption></figure>"
                 )
-        head = f"<meta charset='utf-8'><title>{html.escape(self.title)}</title><style>{_CSS}</style>"
+        head = "<meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'>"
+        head += f"<title>{html.escape(self.title)}</title><style>{_CSS}</style>"
         return f"<!DOCTYPE html>\n<html><head>{head}</head><body>\n" + "\n".join(body) + "\n</body></html>\n"
 
 
@@ -119,13 +134,28 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _cell_class(column: str, value: object, numeric: bool, css: str | None) -> str:
+    classes = [str(value)] if column == css else []
+    classes += (
+        ["num"] if numeric else ["name"] if column in NAME_COLUMNS else ["wrap"] if column in WRAP_COLUMNS else []
+    )
+    classes += ["pin"] if column in PINNED_COLUMNS else []
+    return f' class="{html.escape(" ".join(classes))}"' if classes else ""
+
+
 def _html_table(frame: pd.DataFrame, css: str | None) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    """A table in a horizontally scrollable container (a wide table scrolls instead of widening the page), names on
+    one line, long text wrapped, numbers right-aligned."""
+    pin = ' class="pin"'
+    head = "".join(f"<th{pin if c in PINNED_COLUMNS else ''}>{html.escape(str(c))}</th>" for c in frame.columns)
+    numeric = {c: pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+               for c in frame.columns}  # fmt: skip
     rows = []
     for row in frame.itertuples(index=False):
-        cells = []
-        for column, value in zip(frame.columns, row, strict=True):
-            cls = f' class="{html.escape(str(value))}"' if column == css else ""
-            cells.append(f"<td{cls}>{html.escape(fmt(value))}</td>")
+        cells = [
+            f"<td{_cell_class(column, value, numeric[column], css)}>{html.escape(fmt(value))}</td>"
+            for column, value in zip(frame.columns, row, strict=True)
+        ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return f'<div class="table-wrap">{table}</div>'

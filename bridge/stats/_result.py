@@ -12,8 +12,10 @@ from typing import Any
 class TestResult:
     """A test's outcome: ``statistic``, ``pvalue`` (NaN when the test has none), ``n`` and an interval.
 
-    ``details`` holds test-specific numbers (per axis, per environment) shown by :meth:`summary`.
-    Unpacks as ``statistic, pvalue = result``.
+    ``p_greater`` and ``p_less`` are the one-sided p-values of H1: "the parameter is above (below) its null
+    value" (0 for correlations, 1/2 for a sign-error), NaN when the test has none; the verdict rules read the
+    side the prediction names. ``details`` holds test-specific numbers (per axis, per environment, how the
+    interval was obtained) shown by :meth:`summary`. Unpacks as ``statistic, pvalue = result``.
     """
 
     __test__ = False  # not a pytest class
@@ -26,6 +28,8 @@ class TestResult:
     high: float = math.nan
     confidence_level: float = 0.95
     details: dict[str, Any] = field(default_factory=dict, compare=False)
+    p_greater: float = math.nan
+    p_less: float = math.nan
 
     def conf_int(self) -> tuple[float, float]:
         """The interval computed with the test (at ``confidence_level``); NaNs when the test has none."""
@@ -40,6 +44,8 @@ class TestResult:
         lines = [self.name.center(width), "=" * width]
         lines.append(f"{'statistic':<24}{self.statistic:>38.6g}")
         lines.append(f"{'p-value':<24}{self.pvalue:>38.4g}")
+        if math.isfinite(self.p_greater) or math.isfinite(self.p_less):
+            lines.append(f"{'p (greater) / p (less)':<24}{f'{self.p_greater:.4g} / {self.p_less:.4g}':>38}")
         lines.append(f"{'n':<24}{self.n:>38d}")
         level = f"{100 * self.confidence_level:g}% interval"
         lines.append(f"{level:<24}{f'[{self.low:.6g}, {self.high:.6g}]':>38}")

@@ -24,6 +24,8 @@ def tost(
 
     A small p supports equivalence. The interval is the (1 − 2α) confidence interval of the mean difference,
     which lies inside (−margin, margin) exactly when TOST rejects at level α. ``statistic`` is the difference.
+    ``details["p outside margin"]`` = min of the one-sided t tests of "difference > margin" and "difference <
+    −margin": below α exactly when the interval lies wholly outside (−margin, margin).
     """
     margin = check_in_range("margin", margin, 0, None, inclusive=(False, True), owner="tost")
     alpha = check_in_range("alpha", alpha, 0, 0.5, inclusive=(False, False), owner="tost")
@@ -31,11 +33,13 @@ def tost(
     if min(len(a), len(b)) < 2 or (paired and len(a) != len(b)):
         raise ValueError(f"tost needs >= 2 values per group (and equal lengths when paired). Got {len(a)}, {len(b)}.")
     if paired:
-        pvalue = ttost_paired(a, b, -margin, margin)[0]
+        pvalue, (_, p_above_low, _), (_, p_below_high, _) = ttost_paired(a, b, -margin, margin)
         low, high = DescrStatsW(a - b).tconfint_mean(alpha=2 * alpha)
     else:
-        pvalue = ttost_ind(a, b, -margin, margin)[0]
+        pvalue, (_, p_above_low, _), (_, p_below_high, _) = ttost_ind(a, b, -margin, margin)
         low, high = CompareMeans(DescrStatsW(a), DescrStatsW(b)).tconfint_diff(alpha=2 * alpha, usevar="pooled")
+    # H1 "outside the margin": the difference is above +margin or below -margin (the complements of TOST's tests)
+    p_outside = float(min(1 - p_below_high, 1 - p_above_low))
     return TestResult(
         "TOST equivalence" + (" (paired)" if paired else ""),
         float(a.mean() - b.mean()),
@@ -44,5 +48,5 @@ def tost(
         float(low),
         float(high),
         1 - 2 * alpha,
-        {"margin": margin},
+        {"margin": margin, "p outside margin": p_outside},
     )

@@ -19,7 +19,9 @@ def event_lag_test(lags: Sequence[float], *, tolerance: float = 0.0, confidence_
     """One-sided sign test of H1: median(lag) > −``tolerance`` (A precedes B, or trails it by < tolerance).
 
     ``statistic`` is the median lag; runs where either event never happened must be dropped by the caller
-    (they are counted in ``details`` there). The interval is for the median lag.
+    (they are counted in ``details`` there). The interval is for the median lag. ``p_greater`` is ``pvalue``;
+    ``p_less`` is the exact one-sided sign test (``scipy.stats.binomtest``) of the reverse, H1: median(lag) <
+    −``tolerance`` (B comes first by more than the tolerance).
 
     Example:
         >>> round(event_lag_test([5, 7, 9, 3, 4, 8], tolerance=0).pvalue, 4)
@@ -32,6 +34,8 @@ def event_lag_test(lags: Sequence[float], *, tolerance: float = 0.0, confidence_
         raise ValueError(f"The 'lags' parameter must be a non-empty 1-d finite array. Got {lags!r}.")
     m, p_two = sign_test(lags, mu0=-tolerance)
     pvalue = p_two / 2 if m > 0 else 1 - p_two / 2
+    above, below = int((lags > -tolerance).sum()), int((lags < -tolerance).sum())  # ties at -tolerance dropped
+    p_less = float(stats.binomtest(below, above + below, 0.5, alternative="greater").pvalue) if above + below else 1.0
     if len(lags) >= 2 and np.ptp(lags) > 0:
         ci = stats.quantile_test(lags, q=float(np.median(lags))).confidence_interval(confidence_level)
         low, high = float(ci.low), float(ci.high)
@@ -45,5 +49,7 @@ def event_lag_test(lags: Sequence[float], *, tolerance: float = 0.0, confidence_
         low,
         high,
         confidence_level,
-        {"tolerance": tolerance, "positive": int((lags > -tolerance).sum())},
+        {"tolerance": tolerance, "positive": above},
+        p_greater=float(min(max(pvalue, 0.0), 1.0)),
+        p_less=p_less,
     )

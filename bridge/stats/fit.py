@@ -1,30 +1,31 @@
-"""Functional predictions: fit a sympy expression to per-run data, bootstrap its parameters, compare it with a
-declared null model, and predict out of setting (fit on one environment, predict another).
+"""Functional predictions: fit a sympy expression (a law) to per-run data, test it against a declared null model
+and against pure error on configurations, judge declared parameter constraints, and predict out of setting (fit
+on one environment, predict another).
 
 Fits use scipy (``curve_fit``, Levenberg-Marquardt; or ``least_squares(loss="huber")``, Huber 1964) because
-statsmodels has no stable nonlinear least squares (REFERENCE.md §5). Parameter intervals resample whole
-configurations (Efron & Tibshirani 1993, percentile bootstrap).
+statsmodels has no stable nonlinear least squares (REFERENCE.md §5). Seeds are nested in configurations, so every
+test and interval treats configurations as the units (:mod:`bridge.stats.adequacy`).
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 import sympy
 from scipy import optimize, stats
 
+from bridge import expressions
 from bridge.stats._result import TestResult
-from bridge.stats.rank import bootstrap_configurations
-from theory._validation import check_option, check_positive_int
-
-#: names parsed as sympy functions/constants rather than as symbols
-FUNCTIONS = {name: getattr(sympy, name) for name in ("log", "exp", "sqrt", "sin", "cos", "tanh", "Abs", "pi")}
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+from bridge.stats.adequacy import configuration_means, lack_of_fit, nested_f_test, paired_ratio_test
+from bridge.stats.nested import bootstrap_configurations
+from theory._validation import check_in_range, check_option, check_positive_int
 
 
 class FitMethod(StrEnum):
@@ -54,49 +55,159 @@ class Expression:
 
 
 def parse_formula(text: str) -> sympy.Expr:
-    """Parse a right-hand side such as ``"p_train - p_test"``; identifiers other than the functions in
-    :data:`FUNCTIONS` become plain symbols (so ``alpha``, ``E`` or ``Q`` are never sympy built-ins)."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"A formula must be a non-empty string. Got {text!r}.")
-    names = {n: sympy.Symbol(n) for n in _IDENT.findall(text) if n not in FUNCTIONS}
-    try:
-        return sympy.sympify(sympy.parse_expr(text, local_dict={**FUNCTIONS, **names}))
-    except (SyntaxError, TypeError, AttributeError, sympy.SympifyError) as err:
-        raise ValueError(f"Cannot parse the formula {text!r}: {err}") from None
+    """Parse a right-hand side such as ``"p_train - p_test"`` without evaluating the text (an allow-list walk of
+    Python's ``ast``; see :mod:`bridge.expressions`); identifiers other than the functions in
+    :data:`bridge.expressions.FUNCTIONS` and ``pi`` become plain symbols (so ``alpha``, ``E`` or ``Q`` are never
+    sympy built-ins). Raises :class:`bridge.expressions.ExpressionError` (a ``ValueError``)."""
+    return expressions.parse_formula(text)
 
 
 def parse_expression(text: str) -> Expression:
     """Parse ``"target = rhs"`` (e.g. ``"t_grok = k*log(alpha)/wd"``) with :func:`parse_formula` for the rhs."""
-    if not isinstance(text, str) or text.count("=") != 1:
-        raise ValueError(f"An expression must read 'target = rhs' with exactly one '='. Got {text!r}.")
-    target, rhs = (part.strip() for part in text.split("="))
-    if not _IDENT.fullmatch(target):
-        raise ValueError(f"The target of {text!r} must be a single column name. Got {target!r}.")
-    return Expression(target, parse_formula(rhs), text)
+    return Expression(*expressions.parse_equation(text), text)
+
+
+class IntervalMethod(StrEnum):
+    """Parameter intervals. ``CONFIGURATION_T`` (default): Wald interval on configuration means,
+    θ̂ ± t_{m−k} · sqrt(diag(s² (J̄ᵀJ̄)⁻¹)), with J̄ the m × k configuration-mean Jacobian of the law at θ̂ and
+    s² = Σ_c ē_c²/(m − k) (Bates & Watts 1988, ch. 2): exact for a law linear in its parameters fitted to a
+    balanced design, whatever the configuration-level variance. ``BOOTSTRAP``: percentile bootstrap resampling
+    whole configurations (Efron & Tibshirani 1993), which undercovers with few configurations."""
+
+    CONFIGURATION_T = "configuration_t"
+    BOOTSTRAP = "bootstrap"
+
+
+class Side(StrEnum):
+    """Where a parameter's interval lies with respect to a declared constraint."""
+
+    RIGHT = "right"  # the whole interval satisfies the constraint
+    WRONG = "wrong"  # the whole interval violates it
+    STRADDLES = "straddles"
+    UNDEFINED = "undefined"  # no interval (too few configurations, a failed fit)
+
+
+_CONSTRAINT = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A declared sign or bound of a law's free parameter, ``PARAM OP NUMBER`` with OP in <, >, <=, >=."""
+
+    parameter: str
+    op: str
+    bound: float
+
+    @classmethod
+    def parse(cls, text: str) -> Constraint:
+        """Parse ``"c > 0"`` with a regular expression (the text is never evaluated).
+
+        Example:
+            >>> Constraint.parse("k >= 1e-3")
+            Constraint(parameter='k', op='>=', bound=0.001)
+        """
+        match = _CONSTRAINT.fullmatch(text) if isinstance(text, str) else None
+        if match is None or not np.isfinite(float(match[3])):
+            raise ValueError(
+                f"A constraint must read 'PARAM OP NUMBER' with OP one of <, >, <=, >= and a finite number "
+                f"(e.g. 'c > 0'). Got {text!r}."
+            )
+        return cls(match[1], match[2], float(match[3]))
+
+    @property
+    def text(self) -> str:
+        return f"{self.parameter} {self.op} {self.bound:g}"
+
+    def side(self, low: float, high: float) -> Side:
+        """:class:`Side` of the interval [low, high] (e.g. for ``c > 0``: RIGHT iff low > 0, WRONG iff high <= 0)."""
+        if not (np.isfinite(low) and np.isfinite(high)):
+            return Side.UNDEFINED
+        b = self.bound
+        right, wrong = {
+            ">": (low > b, high <= b),
+            ">=": (low >= b, high < b),
+            "<": (high < b, low >= b),
+            "<=": (high <= b, low > b),
+        }[self.op]
+        return Side.RIGHT if right else Side.WRONG if wrong else Side.STRADDLES
+
+
+@dataclass(frozen=True)
+class ConstraintCheck:
+    """A constraint judged on its parameter's estimate and interval. ``p_for`` / ``p_against`` are the one-sided
+    p-values of H1 "the parameter lies on the declared side" / "on the wrong side" of the bound (the t test of the
+    Wald interval, or the share of bootstrap resamples on the other side), so that at an interval of confidence
+    1 − 2α, RIGHT holds exactly when ``p_for`` < α and WRONG when ``p_against`` < α."""
+
+    constraint: Constraint
+    estimate: float
+    low: float
+    high: float
+    p_for: float = np.nan
+    p_against: float = np.nan
+
+    @property
+    def side(self) -> Side:
+        return self.constraint.side(self.low, self.high)
+
+    def describe(self) -> str:
+        where = {
+            Side.RIGHT: "lies on the declared side",
+            Side.WRONG: "lies wholly on the wrong side",
+            Side.STRADDLES: f"straddles {self.constraint.bound:g}",
+            Side.UNDEFINED: "is undefined",
+        }[self.side]
+        interval = f"[{self.low:.3g}, {self.high:.3g}]"
+        return f"{self.constraint.text}: {self.constraint.parameter} = {self.estimate:.3g}, interval {interval} {where}"
 
 
 @dataclass(frozen=True)
 class FitResult(TestResult):
-    """A fit: ``statistic`` = 1 − SSE/SSE_null, ``pvalue`` from the nested-model F-test (NaN when the model has no
-    more parameters than the null), ``details["delta AIC"]`` = n log(SSE/SSE_null) + 2(k − k0) (Akaike 1974);
-    :meth:`conf_int` gives the bootstrap interval of each parameter."""
+    """A law fitted to runs, tested on configurations (:mod:`bridge.stats.adequacy`).
+
+    ``statistic`` = R²_rel = 1 − SSE/SSE_null over runs (descriptive); ``pvalue``: the law's gain over the null
+    on configuration means (nested F test; a paired t test of squared configuration-mean residuals when the law
+    has no more parameters than the null); ``lack_of_fit``: the F test against pure error from replicate seeds;
+    ``constraints``: each declared constraint judged on its parameter's interval; :meth:`conf_int` gives the
+    parameter intervals; ``configuration_residuals``: ē_c per configuration (compared with a control's).
+    """
 
     params: dict[str, float] = field(default_factory=dict, compare=False)
     param_low: dict[str, float] = field(default_factory=dict, compare=False)
     param_high: dict[str, float] = field(default_factory=dict, compare=False)
+    lack_of_fit: TestResult | None = field(default=None, compare=False)
+    constraints: tuple[ConstraintCheck, ...] = field(default=(), compare=False)
+    configuration_residuals: pd.Series | None = field(default=None, compare=False)
 
     def conf_int(self) -> pd.DataFrame:  # type: ignore[override]
         """Parameter intervals (statsmodels style): index = parameter, columns ``lower``, ``upper``."""
         return pd.DataFrame({"lower": self.param_low, "upper": self.param_high})
 
 
+@dataclass(frozen=True)
+class OutOfSettingResult(TestResult):
+    """Out-of-setting accuracy (:func:`predict_out_of_setting`): the geometric-mean MSE ratio law/null over the test
+    configurations, its paired t test and interval; ``losses`` holds each configuration's mean squared error of
+    the law (``model``) and of the null (``null``)."""
+
+    losses: pd.DataFrame | None = field(default=None, compare=False)
+
+
+@lru_cache(maxsize=256)
+def _compiled(rhs: sympy.Expr, parameters: tuple[str, ...], variables: tuple[str, ...]):
+    """The law and its Jacobian in the parameters as numpy functions of (*parameters, *variables)."""
+    symbols = [sympy.Symbol(s) for s in (*parameters, *variables)]
+    jacobian = [sympy.diff(rhs, sympy.Symbol(p)) for p in parameters]
+    return sympy.lambdify(symbols, rhs, "numpy"), sympy.lambdify(symbols, jacobian, "numpy")
+
+
 def _design(expr: Expression, frame: pd.DataFrame):
     variables, parameters = expr.split(frame.columns)
     if expr.target not in frame.columns:
         raise ValueError(f"The target {expr.target!r} of {expr.text!r} is not a column: {list(frame.columns)}.")
-    f = sympy.lambdify([*parameters, *variables], expr.rhs, "numpy")
+    f, jac = _compiled(expr.rhs, parameters, variables)
     x = np.vstack([frame[v].to_numpy(float) for v in variables]) if variables else np.zeros((0, len(frame)))
-    return f, x, frame[expr.target].to_numpy(float), parameters
+    return f, jac, x, frame[expr.target].to_numpy(float), parameters
 
 
 def _solve(f, x: np.ndarray, y: np.ndarray, n_params: int, method: FitMethod, p0: Sequence[float]) -> np.ndarray:
@@ -105,7 +216,12 @@ def _solve(f, x: np.ndarray, y: np.ndarray, n_params: int, method: FitMethod, p0
 
     if n_params == 0:
         return np.zeros(0)
-    theta, _ = optimize.curve_fit(model, x, y, p0=p0, maxfev=20000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optimize.OptimizeWarning)  # no covariance: intervals are computed here
+        try:
+            theta, _ = optimize.curve_fit(model, x, y, p0=p0, maxfev=20000)
+        except ValueError as err:  # the law is not finite at the start values or on these runs
+            raise RuntimeError(f"curve_fit from p0 = {list(p0)}: {err}") from None
     if method is FitMethod.HUBER:
         resid = y - model(x, *theta)
         scale = 1.345 * stats.median_abs_deviation(resid, scale="normal") or 1.0
@@ -114,16 +230,41 @@ def _solve(f, x: np.ndarray, y: np.ndarray, n_params: int, method: FitMethod, p0
 
 
 def _fit(expr, frame, method, p0):
-    f, x, y, params = _design(expr, frame)
+    f, _, x, y, params = _design(expr, frame)
     start = [float((p0 or {}).get(p, 1.0)) for p in params]
-    theta = _solve(f, x, y, len(params), method, start)
-    pred = np.broadcast_to(np.asarray(f(*theta, *x), dtype=float), y.shape)
-    return theta, params, pred, y, f
+    with np.errstate(all="ignore"):  # a law undefined somewhere is reported below, not warned about
+        theta = _solve(f, x, y, len(params), method, start)
+        pred = np.broadcast_to(np.asarray(f(*theta, *x), dtype=float), y.shape)
+    if not np.all(np.isfinite(pred)):
+        fitted = dict(zip(params, theta.round(6).tolist(), strict=True))
+        raise RuntimeError(f"{expr.text} is not finite on every run at the fitted parameters {fitted}")
+    return theta, params, pred, y
+
+
+def fit_parameters(
+    expression: Expression | str,
+    frame: pd.DataFrame,
+    *,
+    method: FitMethod | str = FitMethod.CURVE_FIT,
+    p0: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """The least-squares parameters of a law on ``frame`` (the solver of :func:`fit_expression`, without its null,
+    tests or intervals; e.g. to redraw a fitted law on resampled runs). Raises ``RuntimeError`` when the law has
+    no optimum or is not finite on these runs.
+
+    Example:
+        >>> frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [3.0, 5.0, 7.0]})
+        >>> {k: round(v, 6) for k, v in fit_parameters("y = a + b*x", frame).items()}
+        {'a': 1.0, 'b': 2.0}
+    """
+    expr = parse_expression(expression) if isinstance(expression, str) else expression
+    theta, names, *_ = _fit(expr, frame, _as_fit_method(method), p0)
+    return dict(zip(names, map(float, theta), strict=True))
 
 
 def predict(expr: Expression, params: Mapping[str, float], frame: pd.DataFrame) -> np.ndarray:
     """Evaluate ``expr``'s right-hand side on ``frame`` with fitted ``params``."""
-    f, x, y, names = _design(expr, frame)
+    f, _, x, y, names = _design(expr, frame)
     return np.broadcast_to(np.asarray(f(*[params[p] for p in names], *x), dtype=float), y.shape).copy()
 
 
@@ -132,75 +273,167 @@ def _as_fit_method(method) -> FitMethod:
     return FitMethod(check_option("method", value, [m.value for m in FitMethod], owner="fit_expression"))
 
 
+def _parse(expression, null) -> tuple[Expression, Expression]:
+    expr = parse_expression(expression) if isinstance(expression, str) else expression
+    null_expr = parse_expression(null) if isinstance(null, str) else null
+    return expr, null_expr or parse_expression(f"{expr.target} = c_null")
+
+
+def _groups(groups: Sequence | None, n: int) -> np.ndarray:
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"The 'groups' parameter must hold one label per run ({n}). Got shape {groups.shape}.")
+    return groups
+
+
+def _wald_intervals(expr, frame, theta, residuals, groups, confidence_level):
+    """(low, high, tails) of the configuration-t intervals (:class:`IntervalMethod`); ``tails(i, bound)`` gives the
+    one-sided p-values of H1 "parameter i is above the bound" and "below it"."""
+    _, jac, x, y, names = _design(expr, frame)
+    rows = np.column_stack([np.broadcast_to(np.asarray(d, dtype=float), y.shape) for d in jac(*theta, *x)])
+    jbar = pd.DataFrame(rows).groupby(groups, sort=True).mean().to_numpy()
+    ebar = configuration_means(residuals, groups).to_numpy()
+    m, k = jbar.shape
+    if m <= k or np.linalg.matrix_rank(jbar) < k:
+        return np.full(k, np.nan), np.full(k, np.nan), lambda i, bound: (np.nan, np.nan)
+    se = np.sqrt(np.diag(np.sum(ebar**2) / (m - k) * np.linalg.inv(jbar.T @ jbar)))
+    half = stats.t.ppf(0.5 + confidence_level / 2, m - k) * se
+
+    def tails(i: int, bound: float) -> tuple[float, float]:
+        if not se[i] > 0:
+            return (np.nan, np.nan)
+        t = (theta[i] - bound) / se[i]
+        return float(stats.t.sf(t, m - k)), float(stats.t.cdf(t, m - k))
+
+    return theta - half, theta + half, tails
+
+
+def _bootstrap_intervals(expr, frame, theta, method, groups, n_resamples, confidence_level, random_state):
+    f, _, x, y, names = _design(expr, frame)
+
+    def refit(counts: np.ndarray) -> np.ndarray:
+        out = np.full((len(counts), len(names)), np.nan)
+        for b, c in enumerate(counts):
+            rows = np.repeat(np.arange(len(y)), c.astype(int))
+            try:
+                out[b] = _solve(f, x[:, rows], y[rows], len(names), method, theta)
+            except (RuntimeError, ValueError):
+                continue
+        return out
+
+    interval = bootstrap_configurations(
+        refit, groups, n_resamples=n_resamples, confidence_level=confidence_level, method="percentile",
+        random_state=random_state,
+    )  # fmt: skip
+    draws = None if interval.distribution is None else np.asarray(interval.distribution, dtype=float)
+    draws = None if draws is None else draws.reshape(len(names), -1)
+
+    def tails(i: int, bound: float) -> tuple[float, float]:  # e.g. above: (1 + #{θ* <= bound}) / (1 + B)
+        finite = np.array([]) if draws is None else draws[i][np.isfinite(draws[i])]
+        if not len(finite):
+            return (np.nan, np.nan)
+        return tuple((1 + int(np.sum(side))) / (1 + len(finite)) for side in (finite <= bound, finite >= bound))
+
+    low, high = interval
+    return np.broadcast_to(low, len(names)).astype(float), np.broadcast_to(high, len(names)).astype(float), tails
+
+
+def _check(c: Constraint, names, params, low, high, tails) -> ConstraintCheck:
+    """``c`` judged on its parameter: interval, and the one-sided p-values for and against the declared side."""
+    above, below = tails(names.index(c.parameter), c.bound)
+    p_for, p_against = (above, below) if c.op in (">", ">=") else (below, above)
+    return ConstraintCheck(c, params[c.parameter], low[c.parameter], high[c.parameter], p_for, p_against)
+
+
 def fit_expression(
     expression: Expression | str,
     frame: pd.DataFrame,
     *,
     null: Expression | str | None = None,
     method: FitMethod | str = FitMethod.CURVE_FIT,
-    groups: Sequence[int] | None = None,
+    groups: Sequence | None = None,
+    constraints: Sequence[Constraint | str] = (),
+    interval: IntervalMethod | str = IntervalMethod.CONFIGURATION_T,
     n_resamples: int = 199,
     confidence_level: float = 0.95,
     p0: Mapping[str, float] | None = None,
     random_state: int | None = None,
 ) -> FitResult:
-    """Fit ``expression`` (e.g. ``"test_error = a + b*p_test + c*p_test**2"``) and test it against ``null``.
+    """Fit ``expression`` (e.g. ``"test_error = a + b*p_test + c*p_test**2"``) to runs and test it on configurations.
 
-    ``null`` defaults to ``target = c`` (a constant). Goodness of fit: R²_rel = 1 − SSE/SSE_null and the F-test
-    F = ((SSE_null − SSE)/(k − k0)) / (SSE/(n − k)), valid when the null is nested in the model.
+    ``groups`` labels each run's configuration (None: every run its own, so no replicate seeds); ``null``
+    defaults to ``target = c_null``. Returns R²_rel = 1 − SSE/SSE_null, the gain over the null on configuration
+    means, the lack-of-fit F test against pure error (:mod:`bridge.stats.adequacy`), parameter intervals
+    (``interval``: :class:`IntervalMethod`; ``n_resamples``/``random_state`` for the bootstrap) and each
+    ``constraints`` entry judged on its parameter's interval. The F tests assume the null is nested in the law;
+    with ``method="huber"`` they are approximate.
+
+    Example:
+        >>> frame = pd.DataFrame({"x": [1.0, 1, 2, 2, 3, 3, 4, 4], "y": [1.1, 0.9, 2.1, 1.9, 2.9, 3.2, 4.1, 3.8]})
+        >>> res = fit_expression("y = a + b*x", frame, groups=frame["x"], constraints=["b > 0"])
+        >>> round(res.params["b"], 2), res.constraints[0].side.value, res.lack_of_fit.pvalue > 0.05
+        (0.99, 'right', True)
     """
-    expr = parse_expression(expression) if isinstance(expression, str) else expression
-    null_expr = parse_expression(null) if isinstance(null, str) else null
-    null_expr = null_expr or parse_expression(f"{expr.target} = c_null")
+    expr, null_expr = _parse(expression, null)
     method = _as_fit_method(method)
+    interval = IntervalMethod(check_option("interval", str(interval), [i.value for i in IntervalMethod],
+                                           owner="fit_expression"))  # fmt: skip
     check_positive_int("n_resamples", n_resamples, owner="fit_expression")
-    theta, names, pred, y, _ = _fit(expr, frame, method, p0)
-    theta0, names0, pred0, _, _ = _fit(null_expr, frame, method, p0)
-    sse, sse0 = float(np.sum((y - pred) ** 2)), float(np.sum((y - pred0) ** 2))
+    check_in_range("confidence_level", confidence_level, 0, 1, inclusive=(False, False), owner="fit_expression")
+    constraints = tuple(c if isinstance(c, Constraint) else Constraint.parse(c) for c in constraints)
+    theta, names, pred, y = _fit(expr, frame, method, p0)
+    for c in constraints:
+        if c.parameter not in names:
+            raise ValueError(
+                f"The constraint {c.text!r} names {c.parameter!r}, which is not a free parameter of {expr.text!r} "
+                f"on this table (parameters: {list(names)})."
+            )
+    _, names0, pred0, _ = _fit(null_expr, frame, method, p0)
     n, k, k0 = len(y), len(names), len(names0)
-    pvalue = np.nan
-    if k > k0 and n > k and sse > 0:
-        f_stat = ((sse0 - sse) / (k - k0)) / (sse / (n - k))
-        pvalue = float(stats.f.sf(f_stat, k - k0, n - k))
-    groups = np.arange(n) if groups is None else np.asarray(groups)
-
-    f, x, _, _ = _design(expr, frame)
-
-    def refit(counts: np.ndarray) -> np.ndarray:
-        out = np.full((len(counts), len(names)), np.nan)
-        for b, c in enumerate(counts):
-            rows = np.repeat(np.arange(n), c.astype(int))
-            try:
-                out[b] = _solve(f, x[:, rows], y[rows], len(names), method, theta)
-            except (RuntimeError, ValueError, optimize.OptimizeWarning):
-                continue
-        return out
-
-    low = high = np.full(len(names), np.nan)
-    if names:
-        low, high = bootstrap_configurations(
-            refit,
-            groups,
-            n_resamples=n_resamples,
-            confidence_level=confidence_level,
-            method="percentile",
-            random_state=random_state,
+    groups = _groups(groups, n)
+    resid, resid0 = y - pred, y - pred0
+    sse, sse0 = float(resid @ resid), float(resid0 @ resid0)
+    if k > k0:
+        gain = nested_f_test(resid, resid0, groups, k, k0)
+    else:  # not nested: is the law's squared configuration-mean residual smaller than the null's?
+        squared, squared0 = configuration_means(resid, groups) ** 2, configuration_means(resid0, groups) ** 2
+        gain = paired_ratio_test(squared, squared0, alternative="less", name="Squared configuration residuals")
+    if interval is IntervalMethod.BOOTSTRAP:
+        low, high, tails = _bootstrap_intervals(
+            expr, frame, theta, method, groups, n_resamples, confidence_level, random_state
         )
-    details = {name: float(v) for name, v in zip(names, theta, strict=True)}
+    else:
+        low, high, tails = _wald_intervals(expr, frame, theta, resid, groups, confidence_level)
+    params = dict(zip(names, map(float, theta), strict=True))
+    param_low = dict(zip(names, map(float, low), strict=True))
+    param_high = dict(zip(names, map(float, high), strict=True))
+    checks = tuple(_check(c, names, params, param_low, param_high, tails) for c in constraints)
     with np.errstate(divide="ignore"):
         delta_aic = n * np.log(sse / sse0) + 2 * (k - k0) if sse0 > 0 else np.nan
-    details.update({"SSE": sse, "SSE null": sse0, "delta AIC": float(delta_aic), "null": null_expr.text})
-    details["configurations"] = len(np.unique(groups))
+    lof = lack_of_fit(resid, groups, k)
+    details = {**params, "SSE": sse, "SSE null": sse0, "delta AIC": float(delta_aic), "null": null_expr.text}
+    m = len(np.unique(groups))
+    details.update({"gain test": gain.name, "gain statistic": gain.statistic, "configurations": m})
+    if not np.isfinite(gain.pvalue):
+        details["gain"] = (
+            f"{m} configurations leave no degree of freedom for a law with {k} parameters"
+            if m <= k
+            else "the law reproduces every configuration mean exactly (no configuration-level residual)"
+        )
+    details.update({"lack-of-fit F": lof.statistic, "lack-of-fit p": lof.pvalue})
     return FitResult(
         f"Fit of {expr.text}",
         1.0 - sse / sse0 if sse0 > 0 else np.nan,
-        pvalue,
+        gain.pvalue,
         n,
         confidence_level=confidence_level,
         details=details,
-        params=dict(zip(names, map(float, theta), strict=True)),
-        param_low=dict(zip(names, np.broadcast_to(low, len(names)).astype(float).tolist(), strict=True)),
-        param_high=dict(zip(names, np.broadcast_to(high, len(names)).astype(float).tolist(), strict=True)),
+        params=params,
+        param_low=param_low,
+        param_high=param_high,
+        lack_of_fit=lof,
+        constraints=checks,
+        configuration_residuals=configuration_means(resid, groups),
     )
 
 
@@ -211,45 +444,35 @@ def predict_out_of_setting(
     *,
     null: Expression | str | None = None,
     method: FitMethod | str = FitMethod.CURVE_FIT,
-    n_resamples: int = 999,
+    groups: Sequence | None = None,
+    p0: Mapping[str, float] | None = None,
     confidence_level: float = 0.95,
-    random_state: int | None = None,
-) -> TestResult:
-    """Fit the expression and the null on ``train``; predict ``test``; compare squared errors (the paper's "what
-    does it predict beyond this setup"). ``statistic`` = MSE_model / MSE_null on ``test`` (< 1: the theory wins);
-    p-value of the one-sided Wilcoxon signed-rank test that the null's squared errors are larger; percentile
-    bootstrap interval of the ratio over test runs."""
-    expr = parse_expression(expression) if isinstance(expression, str) else expression
-    null_expr = parse_expression(null) if isinstance(null, str) else null
-    null_expr = null_expr or parse_expression(f"{expr.target} = c_null")
+) -> OutOfSettingResult:
+    """Fit the law and the null on ``train`` and predict ``test`` (the paper's "what does it predict beyond this
+    setup"), with the test configurations as units (``groups``: one label per ``test`` run; None: each run).
+
+    Per configuration c: MSE_c and MSE_null,c over its seeds. ``statistic`` = exp(mean_c log(MSE_c/MSE_null,c)),
+    the geometric-mean ratio (< 1: the law predicts better; scale-free, so configurations whose errors differ
+    in scale count alike); ``pvalue``: two-sided paired t test of the log ratios over configurations, ``p_less`` /
+    ``p_greater`` its one-sided versions (the law predicts better / worse); interval: the ratio's t interval (it
+    excludes 1 exactly when p < 1 − ``confidence_level``).
+    """
+    expr, null_expr = _parse(expression, null)
     method = _as_fit_method(method)
-    theta, names, *_ = _fit(expr, train, method, None)
-    theta0, names0, *_ = _fit(null_expr, train, method, None)
+    theta, names, *_ = _fit(expr, train, method, p0)
+    theta0, names0, *_ = _fit(null_expr, train, method, p0)
     y = test[expr.target].to_numpy(float)
+    groups = _groups(groups, len(y))
     e_model = (y - predict(expr, dict(zip(names, theta, strict=True)), test)) ** 2
     e_null = (y - predict(null_expr, dict(zip(names0, theta0, strict=True)), test)) ** 2
-    diff = e_null - e_model
-    pvalue = float(stats.wilcoxon(diff, alternative="greater").pvalue) if np.any(diff != 0) else 1.0
-    low = high = np.nan
-    if len(y) >= 3:
-        ci = stats.bootstrap(
-            (e_model, e_null),
-            lambda a, b, axis: a.mean(axis=axis) / b.mean(axis=axis),
-            paired=True,
-            vectorized=True,
-            n_resamples=n_resamples,
-            confidence_level=confidence_level,
-            method="percentile",
-            rng=np.random.default_rng(random_state),
-        ).confidence_interval
-        low, high = float(ci.low), float(ci.high)
-    return TestResult(
-        f"Out-of-setting prediction of {expr.text}",
-        float(e_model.mean() / e_null.mean()) if e_null.mean() > 0 else np.inf,
-        pvalue,
-        len(y),
-        low,
-        high,
-        confidence_level,
-        {"MSE": float(e_model.mean()), "MSE null": float(e_null.mean()), "null": null_expr.text},
+    losses = pd.DataFrame({"model": configuration_means(e_model, groups), "null": configuration_means(e_null, groups)})
+    res = paired_ratio_test(losses["model"], losses["null"], log=True, confidence_level=confidence_level)
+    p_less, p_greater = (
+        paired_ratio_test(losses["model"], losses["null"], log=True, alternative=side).pvalue
+        for side in ("less", "greater")
     )
+    details = {**res.details, "MSE": float(e_model.mean()), "MSE null": float(e_null.mean()), "null": null_expr.text}
+    return OutOfSettingResult(
+        f"Out-of-setting prediction of {expr.text}", res.statistic, res.pvalue, len(y), res.low, res.high,
+        confidence_level, details, p_greater=p_greater, p_less=p_less, losses=losses,
+    )  # fmt: skip

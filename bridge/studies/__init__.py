@@ -10,8 +10,10 @@ Studies (hypotheses in ``bridge/studies/NAME.toml``, specs in ``bridge/studies/s
 
 - ``double-descent``: model-wise (MNIST-1D MLP) and feature-wise (random features) double descent against raw
   parameter count and effective parameters p_test (Curth et al. 2023; Jeffares et al. 2024).
-- ``grokking``: modular addition with Gromov's MLP; the delay law t ∝ log α / λ (Lyu et al. 2024), weight-norm
-  and distance-from-initialisation explanations.
+- ``grokking``: grokking through the telescoping lens (Jeffares et al. 2024): p_train/p_test recorded along
+  training on Kumar et al. 2024's teacher and Omnigrok binary MNIST-1D, the event ordering of p_test falling below
+  p_train against the test-fit step; the init-scale delay law t = (k log α + c)/λ (Lyu et al. 2024) on MNIST-1D
+  and modular addition; Gromov's modular MLP with weight-norm and distance-from-initialisation explanations.
 - ``lottery``: IMP tickets with rewinding and linear mode connectivity (Frankle et al. 2020).
 - ``prime-control``: the position paper's prime count (Jeffares & van der Schaar 2025) tracking test error,
   then falsified given weight norm and out of its setting.
@@ -22,6 +24,7 @@ Studies (hypotheses in ``bridge/studies/NAME.toml``, specs in ``bridge/studies/s
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from theory._validation import check_option, check_positive_int
+from theory._validation import check_device, check_option, check_output_dir, check_positive_int
 
 HERE = Path(__file__).resolve().parent
 
@@ -57,7 +60,12 @@ STUDIES: dict[str, Study] = {
     s.name: s
     for s in (
         Study("double-descent", "model-wise and random-features double descent", ("dd-rff", "dd-mlp")),
-        Study("grokking", "modular-addition grokking: delay law, weight norm, distance from init", ("grok-modular",)),
+        Study(
+            "grokking",
+            "grokking through the telescoping lens (teacher, binary MNIST-1D), the init-scale delay law, modular "
+            "addition: delay law, weight norm, distance from init",
+            ("grok-modular", "grok-teacher", "grok-mnist1d", "grok-mnist1d-delay"),
+        ),
         Study("lottery", "IMP tickets with rewinding and linear mode connectivity", ("lottery-mlp", "lottery-lmc")),
         Study("prime-control", "the prime-count control in double descent and grokking", ("dd-mlp", "grok-modular")),
         Study(
@@ -81,8 +89,15 @@ class StudyResult:
     report_html: Path | None
     wall_s: float
 
-    def summary(self) -> str:
-        lines = [*self.sweeps, self.verdicts.to_string(index=False)]
+    def summary(self, *, sweeps: bool = True) -> str:
+        """The sweep lines (``sweeps=False`` leaves them out, e.g. when they were already logged), one verdict per
+        hypothesis with its reason wrapped underneath, the report path and the wall time."""
+        lines = list(self.sweeps) if sweeps else []
+        width = max((len(v) for v in self.verdicts["verdict"]), default=0)
+        for row in self.verdicts.itertuples(index=False):
+            lines.append(f"{row.verdict:<{width}}  {row.hypothesis}")
+            lines += textwrap.wrap(str(row.reason), 100, initial_indent=" " * (width + 4),
+                                   subsequent_indent=" " * (width + 4))  # fmt: skip
         if self.report_html is not None:
             lines.append(f"report: {self.report_html}")
         lines.append(f"study {self.study}{' (quick)' if self.quick else ''}: {self.wall_s:.1f} s")
@@ -111,6 +126,7 @@ def run_study(
     n_resamples: int = 999,
     random_state: int = 0,
     command: str | None = None,
+    device: str = "cpu",
     log: Callable[[str], None] | None = print,
 ) -> StudyResult:
     """Preregister, run (resumably), falsify, save verdicts and prediction bands, and write the report.
@@ -121,9 +137,13 @@ def run_study(
         store: the store directory (default :func:`default_store`).
         output: the report folder (None: no report). ``COMMAND.txt`` there records ``command`` and the wall time.
         workers, backend, address: as ``unitheory run`` (``backend`` None: ``pool`` if ``workers`` > 1).
+        log: receives one line per run, per sweep and for the falsification (None: silent); progress bars go to
+            stderr on a terminal unless ``UNITHEORY_PROGRESS=0`` (:mod:`bridge._progress`).
         n_resamples: bootstrap resamples of every test interval and prediction band.
         random_state: seeds the bootstraps.
+        device: where the runs train (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``; see ``run_sweep``).
     """
+    from bridge._progress import status
     from bridge.falsification import falsify
     from bridge.hypothesis import load_hypotheses
     from bridge.prereg import preregister
@@ -134,6 +154,9 @@ def run_study(
 
     study = name if isinstance(name, Study) else get_study(name)
     check_positive_int("n_resamples", n_resamples, owner="run_study")
+    if output is not None:  # before hours of runs, not when the report is written
+        check_output_dir("output", output, owner="run_study")
+    check_device("device", device, owner="run_study", available=backend != "ray")  # before preregistering
     start = time.perf_counter()
     hypotheses = load_hypotheses(study.hypotheses)
     specs = [load_spec(p, quick=quick) for p in study.spec_paths()]
@@ -142,9 +165,14 @@ def run_study(
         sweeps = []
         for spec in specs:
             chosen = backend or ("pool" if workers > 1 else "local")
-            summary = run_sweep(spec, db, backend=chosen, workers=workers, address=address, log=log)
+            summary = run_sweep(spec, db, backend=chosen, workers=workers, address=address, device=device, log=log)
             sweeps.append(summary.summary())
+        status(f"testing {len(hypotheses)} hypotheses of {study.hypotheses.name} ({n_resamples} resamples each)")
+        tic = time.perf_counter()
         report = falsify(study.hypotheses, db, n_resamples=n_resamples, random_state=random_state)
+        if log is not None:
+            log(f"falsify {study.hypotheses.name}: {len(hypotheses)} hypotheses, {len(report.to_frame())} tests "
+                f"in {time.perf_counter() - tic:.1f} s")  # fmt: skip
         save_verdicts(db, study.hypotheses, report, hypotheses)
         save_predictions(db, hypotheses, n_resamples=min(n_resamples, 200), random_state=random_state)
         html = None

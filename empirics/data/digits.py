@@ -9,6 +9,9 @@ from empirics.data import register_dataset
 from empirics.data.base import Dataset, add_label_noise
 from theory._validation import check_in_range, check_positive_int
 
+DIGITS_SIZE = 1797
+"""Examples in ``sklearn.datasets.load_digits``: the most ``n_train + n_test`` can be."""
+
 
 @register_dataset("digits")
 def digits(n_train: int = 500, n_test: int = 1000, label_noise: float = 0.0, split_seed: int = 0) -> Dataset:

@@ -39,8 +39,17 @@ _OPERATIONS: dict[ModularOperation, Callable[[np.ndarray, np.ndarray, int], np.n
 }
 
 
-def _is_prime(p: int) -> bool:
+def is_prime(p: int) -> bool:
+    """Whether the integer ``p`` is a prime (trial division)."""
     return p >= 2 and all(p % d for d in range(2, int(p**0.5) + 1))
+
+
+def split_sizes(p: int, operation: str, train_fraction: float) -> tuple[int, int]:
+    """``(n_train, n_test)`` of the table of ``a ∘ b mod p``: p² pairs (p(p − 1) for division), of which
+    ``round(train_fraction · pairs)`` train."""
+    pairs = p * (p - 1) if operation == ModularOperation.DIV else p * p
+    n_train = int(round(train_fraction * pairs))
+    return n_train, pairs - n_train
 
 
 @register_dataset("modular")
@@ -62,7 +71,7 @@ def modular(
         (49, 7)
     """
     check_positive_int("p", p, owner="modular")
-    if not _is_prime(p):
+    if not is_prime(p):
         raise ValueError(f"The 'p' parameter of modular must be a prime. Got {p!r} instead.")
     op = ModularOperation(check_option("operation", operation, list(ModularOperation), owner="modular"))
     check_in_range("train_fraction", train_fraction, 0.0, 1.0, inclusive=(False, False), owner="modular")
@@ -71,8 +80,8 @@ def modular(
         a, b = a[b != 0], b[b != 0]
     c = _OPERATIONS[op](a, b, p).astype(np.int64)
     order = np.random.default_rng(split_seed).permutation(a.size)
-    n_train = int(round(train_fraction * a.size))
-    if not 0 < n_train < a.size:
+    n_train, n_test = split_sizes(p, op, train_fraction)
+    if not (n_train and n_test):
         raise ValueError(
             f"The 'train_fraction' parameter of modular leaves an empty split for p={p}. Got {train_fraction!r}."
         )

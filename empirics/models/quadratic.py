@@ -40,6 +40,8 @@ class QuadraticMLP(nn.Module):
 class LazyRichNet(nn.Module):
     """f(x) = (α/N) Σ_j φ(θ_jᵀx), φ(h) = h + (ε/2) h², θ_j ~ N(0, I_D) (Kumar et al. 2024).
 
+    The rows θ_j are the weight of ``hidden``, an ``nn.Linear(D, N, bias=False)``.
+
     ε interpolates between a linear model (ε = 0) and a quadratic one; a large output scale α keeps training
     lazy (kernel regime), a small one makes it rich and, per the paper, grokking appears in between.
     """
@@ -51,10 +53,15 @@ class LazyRichNet(nn.Module):
         check_in_range("epsilon", epsilon, 0.0, None, owner="LazyRichNet")
         check_in_range("alpha", alpha, 0.0, None, inclusive=(False, True), owner="LazyRichNet")
         self.epsilon, self.alpha = float(epsilon), float(alpha)
-        self.theta = nn.Parameter(torch.randn(width, input_dim))
+        # An nn.Linear (not a raw parameter), so the structured eNTK of theory.ntk covers the model; its weight is
+        # the same N(0, 1) draw θ (width × input_dim) as before, so seeded runs keep their numbers.
+        theta = torch.randn(width, input_dim)  # drawn before nn.Linear's own init consumes the generator
+        self.hidden = nn.Linear(input_dim, width, bias=False)
+        with torch.no_grad():
+            self.hidden.weight.copy_(theta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x @ self.theta.T
+        h = self.hidden(x)
         return self.alpha * (h + 0.5 * self.epsilon * h.square()).mean(dim=1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -11,8 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from empirics.phenomena.base import Snapshot
+from empirics.phenomena.constraints import OneOf
 from empirics.recorder import Recorder
+from empirics.snapshot import Snapshot, TrainingContext
 from theory._validation import check_option
 
 
@@ -26,11 +28,16 @@ class OptimizerKind(StrEnum):
 
 
 class LossKind(StrEnum):
-    """``cross_entropy`` on class logits, or ``mse``: mean squared error against one-hot targets (classification)
-    or real targets (regression), averaged over examples and outputs."""
+    """``cross_entropy`` on class logits, or ``mse``: mean squared error against one-hot targets (classification;
+    with a single output, the 0/1 class index itself) or real targets (regression), averaged over examples and
+    outputs."""
 
     CROSS_ENTROPY = "cross_entropy"
     MSE = "mse"
+
+
+OPTIMIZERS = OneOf([k.value for k in OptimizerKind])
+LOSSES = OneOf([k.value for k in LossKind])
 
 
 def make_optimizer(
@@ -55,14 +62,27 @@ def loss_value(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean loss of outputs ``out`` against class indices (``y`` int64) or real targets."""
     kind = LossKind(check_option("loss", kind, list(LossKind)))
     if kind is LossKind.CROSS_ENTROPY:
+        if out.shape[-1] == 1:
+            raise ValueError("The 'loss' parameter must be 'mse' for a one-output classifier. Got 'cross_entropy'.")
         return F.cross_entropy(out, y)
-    target = F.one_hot(y, out.shape[-1]).to(out.dtype) if y.dtype == torch.int64 else y.reshape(out.shape)
-    return F.mse_loss(out, target)
+    return F.mse_loss(out, squared_loss_targets(out, y))
+
+
+def squared_loss_targets(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The real targets the squared loss compares ``out`` with: one-hot rows for class indices (the 0/1 index
+    itself for a one-output binary classifier), else ``y`` reshaped like ``out``."""
+    if y.dtype != torch.int64:
+        return y.reshape(out.shape)
+    if out.shape[-1] == 1:
+        return y.to(out.dtype).reshape(out.shape)
+    return F.one_hot(y, out.shape[-1]).to(out.dtype)
 
 
 def error_rate(out: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of argmax predictions that differ from the class indices ``y``."""
-    return float((out.argmax(dim=-1) != y).double().mean())
+    """Fraction of predictions that differ from the class indices ``y``: the argmax, or for one output the class
+    1{f > 1/2} (a binary classifier regressed on 0/1)."""
+    predicted = (out[..., 0] > 0.5).long() if out.shape[-1] == 1 else out.argmax(dim=-1)
+    return float((predicted != y).double().mean())
 
 
 def weight_norm(model: torch.nn.Module) -> float:
@@ -97,12 +117,30 @@ class TrainData:
     y_test: torch.Tensor
     task: str = "classification"
     snapshot_size: int = 256
+    output: int | None = None
+
+    def to(self, device: torch.device | str) -> TrainData:
+        """The same data with every tensor on ``device``."""
+        moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
+        return dataclasses.replace(self, **moved)
 
     def snapshot(self, model: torch.nn.Module, init_model: torch.nn.Module, scale: float) -> Snapshot:
         k = self.snapshot_size
         return Snapshot(
             model, init_model, self.x_train[:k], self.y_train[:k], self.x_test[:k], self.y_test[:k], self.task, scale
         )
+
+    def training_context(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: str) -> TrainingContext:
+        """What step-following quantities see: every training input with its squared-loss targets (n, O), the
+        first ``snapshot_size`` test inputs, the loss and ``c = 2/O`` of ``F.mse_loss`` as ``(c/2)·mean‖f − y‖²``."""
+        with torch.no_grad():
+            out = model(self.x_train[:1])
+        targets = squared_loss_targets(out.expand(self.x_train.shape[0], *out.shape[1:]), self.y_train)
+        targets = targets.reshape(self.x_train.shape[0], -1)
+        return TrainingContext(
+            model, optimizer, self.x_train, targets, self.x_test[: self.snapshot_size], str(loss),
+            2.0 / targets.shape[1], self.output,
+        )  # fmt: skip
 
 
 def train(
@@ -128,13 +166,18 @@ def train(
     seeded with ``seed`` (epochs of a fresh permutation). Due steps record ``train_loss``, ``test_loss``,
     ``train_error``, ``test_error`` (classification), ``weight_norm``, ``extra(model)`` and the recorder's
     quantities on :meth:`TrainData.snapshot`. ``step_offset`` shifts recorded step numbers (a continued or
-    rewound segment; its step 0 is not recorded again).
+    rewound segment; its step 0 is not recorded again). A recorder with step-following quantities is attached
+    to the run (:meth:`TrainData.training_context`) and called around every optimizer step.
     """
     classification = data.task == "classification"
     init_model = init_model if init_model is not None else _frozen_copy(model)
     generator = torch.Generator().manual_seed(seed)
     order, cursor, n = torch.empty(0, dtype=torch.int64), 0, data.x_train.shape[0]
     history = History()
+    stepped = recorder is not None and recorder.follows_steps
+    if stepped:
+        recorder.attach(data.training_context(model, optimizer, loss))
+    batch = None
     for step in range(steps + 1):
         # a continued segment (step_offset > 0) does not record its first step: the previous segment did
         due = recorder is not None and recorder.due(step + step_offset) and not (step == 0 and step_offset > 0)
@@ -174,7 +217,11 @@ def train(
             objective = loss_value(loss, model(data.x_train[batch]), data.y_train[batch])
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
+        if stepped:
+            recorder.before_step(batch)
         optimizer.step()
+        if stepped:
+            recorder.after_step()
     return history
 
 

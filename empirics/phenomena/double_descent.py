@@ -16,12 +16,17 @@ import torch
 from empirics.data import load_dataset
 from empirics.models import build_model
 from empirics.phenomena import register
-from empirics.phenomena._train import TrainData, make_optimizer, train
+from empirics.phenomena._train import LOSSES, OPTIMIZERS, TrainData, make_optimizer, train
 from empirics.phenomena.base import Phenomenon
+from empirics.phenomena.constraints import FRACTION, NON_NEGATIVE, POSITIVE, POSITIVE_INT, Each, Interval, Rule
 from empirics.recorder import Recorder
-from theory._validation import check_in_range, check_option, check_positive_int
 from theory.ntk import empirical_ntk
 from theory.smoothers import KernelRidgeSmoother
+
+MNIST1D_CLASSES = Rule(
+    lambda v, q: v == [] or Each(Interval(0, 9, integer=True), min_len=2, distinct=True).holds(v, q),
+    "[] (all ten digits) or a list of at least 2 distinct digits in 0..9",
+)
 
 
 def entk_effective_parameters(model: torch.nn.Module, x_train: torch.Tensor, x_test: torch.Tensor) -> dict[str, float]:
@@ -75,17 +80,26 @@ class DoubleDescentMLP(Phenomenon):
         "effective_parameters": False,
         "seed": 0,
     }
+    constraints = {
+        "width": POSITIVE_INT,
+        "depth": NON_NEGATIVE,
+        "n_train": POSITIVE_INT,
+        "n_test": POSITIVE_INT,
+        "classes": MNIST1D_CLASSES,
+        "label_noise": FRACTION,
+        "steps": NON_NEGATIVE,
+        "optimizer": OPTIMIZERS,
+        "lr": POSITIVE,
+        "momentum": Interval(0, 1, closed="left"),
+        "batch_size": NON_NEGATIVE,
+        "loss": LOSSES,
+        "init_scale": POSITIVE,
+        "snapshot_size": POSITIVE_INT,
+    }
     outcomes = ("train_loss", "test_loss", "train_error", "test_error", "p_train", "p_test")
 
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         q = self.resolve(params)
-        for key in ("width", "n_train", "n_test", "snapshot_size"):
-            check_positive_int(key, q[key], owner=self.name)
-        for key in ("steps", "batch_size"):
-            if isinstance(q[key], bool) or not isinstance(q[key], int) or q[key] < 0:
-                raise ValueError(f"The {key!r} parameter of {self.name} must be a non-negative int. Got {q[key]!r}.")
-        check_in_range("lr", q["lr"], 0, None, inclusive=(False, True), owner=self.name)
-        check_option("effective_parameters", q["effective_parameters"], (True, False), owner=self.name)
         data = load_dataset(
             "mnist1d",
             n_train=q["n_train"],

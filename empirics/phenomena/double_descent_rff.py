@@ -17,11 +17,13 @@ from sklearn.linear_model import RidgeCV
 from threadpoolctl import threadpool_limits
 
 from empirics.data import load_dataset
+from empirics.data.digits import DIGITS_SIZE
 from empirics.models import build_model
+from empirics.models.random_features import FEATURE_MAPS
 from empirics.phenomena import register
 from empirics.phenomena.base import Phenomenon, Snapshot
+from empirics.phenomena.constraints import FRACTION, NON_NEGATIVE, POSITIVE, POSITIVE_INT, OneOf, Rule
 from empirics.recorder import Recorder
-from theory._validation import check_in_range, check_option, check_positive_int
 from theory.smoothers import LeastSquaresSmoother
 
 #: The ridge grid searched by ``ridge_rule = "optimal"``.
@@ -78,6 +80,25 @@ class DoubleDescentRFF(Phenomenon):
         "steps": 0,
         "seed": 0,
     }
+    constraints = {
+        "dataset": OneOf(("digits", "mnist1d")),
+        "n_train": POSITIVE_INT,
+        "n_test": (
+            POSITIVE_INT,
+            Rule(
+                lambda n, q: q["dataset"] != "digits" or q["n_train"] + n <= DIGITS_SIZE,
+                f"at most {DIGITS_SIZE} - n_train (the digits data set has {DIGITS_SIZE} examples)",
+                refs=("n_train", "dataset"),
+            ),
+        ),
+        "label_noise": FRACTION,
+        "n_features": POSITIVE_INT,
+        "feature_map": OneOf(FEATURE_MAPS),
+        "bandwidth": POSITIVE,
+        "ridge": NON_NEGATIVE,
+        "ridge_rule": OneOf([r.value for r in RidgeRule]),
+        "steps": OneOf((0,)),
+    }
     outcomes = ("train_loss", "test_loss", "train_error", "test_error", "p_train", "p_test", "ridge_used")
 
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
@@ -85,11 +106,7 @@ class DoubleDescentRFF(Phenomenon):
             return self._run(self.resolve(params), recorder)
 
     def _run(self, q: dict[str, Any], recorder: Recorder) -> dict[str, float]:
-        check_option("dataset", q["dataset"], ("digits", "mnist1d"), owner=self.name)
-        check_positive_int("n_features", q["n_features"], owner=self.name)
-        check_option("steps", q["steps"], (0,), owner=self.name)
-        rule = RidgeRule(check_option("ridge_rule", q["ridge_rule"], list(RidgeRule), owner=self.name))
-        check_in_range("ridge", q["ridge"], 0, None, owner=self.name)
+        rule = RidgeRule(q["ridge_rule"])
         data = load_dataset(q["dataset"], n_train=q["n_train"], n_test=q["n_test"], label_noise=q["label_noise"])
         features = {key: q[key] for key in ("n_features", "feature_map", "bandwidth")}
         build = lambda: build_model(  # noqa: E731

@@ -10,7 +10,8 @@ training accuracy long before test accuracy rises ("grokking"). This module runs
   AdamW lr 1e-3, weight decay 1, betas (0.9, 0.98), full batch): ~10⁴ steps, a full run only.
 
 Signature: the *grokking gap*, steps from train accuracy ≥ 99% to test accuracy ≥ 95% (:func:`grokking_gap`),
-summarised over seeds by :func:`gap_summary`.
+summarised over seeds by :func:`gap_summary`. Every grokking phenomenon records ``weight_norm`` and
+``weight_norm_drop`` (:class:`NormDrop`) at due steps, and accepts the step-following ``telescope`` quantity.
 """
 
 from __future__ import annotations
@@ -24,15 +25,27 @@ import torch
 from scipy import stats
 
 from empirics.data import load_dataset
+from empirics.data.modular import ModularOperation, is_prime, split_sizes
 from empirics.models import build_model
 from empirics.phenomena import register
-from empirics.phenomena._train import History, TrainData, first_step, make_optimizer, train
+from empirics.phenomena._train import (
+    LOSSES,
+    OPTIMIZERS,
+    History,
+    TrainData,
+    first_step,
+    make_optimizer,
+    train,
+    weight_norm,
+)
 from empirics.phenomena.base import Phenomenon
+from empirics.phenomena.constraints import FINITE, NON_NEGATIVE, POSITIVE, POSITIVE_INT, Interval, OneOf, Rule
 from empirics.recorder import Recorder
-from theory._validation import check_in_range, check_option, check_positive_int
 
 TRAIN_ACCURACY = 0.99
 TEST_ACCURACY = 0.95
+#: the torch device types the grokking phenomena train on (``recorder.device``)
+ALL_DEVICES = ("cpu", "cuda", "mps")
 
 
 def grokking_gap(
@@ -113,6 +126,21 @@ def gap_outcomes(history: History) -> dict[str, float]:
     return {**history.final(), "step_train_fit": t_train, "step_test_fit": t_test, "grokking_gap": gap}
 
 
+class NormDrop:
+    """``weight_norm_drop`` = 1 − ‖θ_t‖ / max_{s≤t} ‖θ_s‖ at recorded steps (the peak over recorded steps): how
+    far the weight norm has fallen below its running peak, 0 while it grows. Omnigrok's explanation of grokking
+    (Liu et al. 2023) has the norm fall (weight decay) before the test accuracy rises; an event ordering on this
+    record tests that on the weight norm itself."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        norm = weight_norm(model)
+        self.peak = max(self.peak, norm)
+        return {"weight_norm_drop": 1.0 - norm / self.peak if self.peak > 0 else 0.0}
+
+
 _MODEL_ARGS = {
     "quadratic_mlp": ("width",),
     "embedding_mlp": ("embed_dim", "width"),
@@ -164,21 +192,56 @@ class GrokkingModular(Phenomenon):
         "prime_scale": 100.0,
         "seed": 0,
     }
+    constraints = {
+        "p": Rule(lambda p, q: is_prime(p), "a prime"),
+        "operation": OneOf([o.value for o in ModularOperation]),
+        "train_fraction": (
+            Interval(0, 1, closed="neither"),
+            Rule(
+                lambda f, q: min(split_sizes(q["p"], q["operation"], f)) > 0,
+                "a fraction that leaves both splits of the p-table non-empty",
+                refs=("p", "operation"),
+            ),
+        ),
+        "model": OneOf(list(_MODEL_ARGS)),
+        "width": POSITIVE_INT,
+        "embed_dim": POSITIVE_INT,
+        "d_model": POSITIVE_INT,
+        "heads": (
+            POSITIVE_INT,
+            Rule(
+                lambda h, q: q["model"] != "modular_transformer" or q["d_model"] % h == 0,
+                "a divisor of d_model (the transformer splits d_model across heads)",
+                refs=("d_model", "model"),
+            ),
+        ),
+        "d_mlp": POSITIVE_INT,
+        "init_scale": POSITIVE,
+        "loss": LOSSES,
+        "optimizer": OPTIMIZERS,
+        "lr": POSITIVE,
+        "weight_decay": NON_NEGATIVE,
+        "beta2": Interval(0, 1, closed="left"),
+        "steps": NON_NEGATIVE,
+        "eval_every": POSITIVE_INT,
+        "snapshot_size": POSITIVE_INT,
+        "prime_scale": FINITE,
+    }
     outcomes = GAP_OUTCOMES
+    devices = ALL_DEVICES
+    follows_steps = True
 
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         """Full-batch training on the table split; records every due step (see :func:`~._train.train`)."""
         q = self.resolve(params)
-        check_option("model", q["model"], list(_MODEL_ARGS), owner=self.name)
-        check_positive_int("steps", q["steps"] + 1, owner=self.name)
-        check_in_range("weight_decay", q["weight_decay"], 0.0, None, owner=self.name)
         ds = load_dataset(
             "modular", p=q["p"], operation=q["operation"], train_fraction=q["train_fraction"], split_seed=q["seed"]
         )
         x_train, y_train, x_test, y_test = ds.tensors()
-        data = TrainData(x_train, y_train, x_test, y_test, "classification", q["snapshot_size"])
+        data = TrainData(x_train, y_train, x_test, y_test, "classification", q["snapshot_size"]).to(recorder.device)
         kwargs = {k: q[k] for k in _MODEL_ARGS[q["model"]]}
         model = build_model(q["model"], seed=q["seed"], p=q["p"], init_scale=q["init_scale"], **kwargs)
+        model = model.to(recorder.device)
         optimizer = make_optimizer(
             q["optimizer"], model.parameters(), q["lr"], q["weight_decay"], betas=(0.9, q["beta2"])
         )
@@ -194,5 +257,6 @@ class GrokkingModular(Phenomenon):
                 seed=q["seed"],
                 eval_every=q["eval_every"],
                 scale=q["prime_scale"],
+                extra=NormDrop(),
             )
         return gap_outcomes(history)

@@ -17,20 +17,33 @@ from typing import Any
 from empirics.data import load_dataset
 from empirics.models import build_model
 from empirics.phenomena import register
-from empirics.phenomena._train import TrainData, make_optimizer, train
+from empirics.phenomena._train import LOSSES, OPTIMIZERS, TrainData, make_optimizer, train
 from empirics.phenomena.base import Phenomenon
-from empirics.phenomena.grokking import GAP_OUTCOMES, TRAIN_ACCURACY, gap_outcomes, grokking_gap
+from empirics.phenomena.constraints import FINITE, FRACTION, NON_NEGATIVE, POSITIVE, POSITIVE_INT, Interval
+from empirics.phenomena.grokking import (
+    ALL_DEVICES,
+    GAP_OUTCOMES,
+    TRAIN_ACCURACY,
+    NormDrop,
+    gap_outcomes,
+    grokking_gap,
+)
 from empirics.recorder import Recorder
-from theory._validation import check_in_range, check_positive_int
 
 
 @register
 class GrokkingMNIST1D(Phenomenon):
     """Omnigrok on MNIST-1D: MLP (``depth`` hidden layers of ``width``) with initial weights × ``init_scale``,
-    AdamW, MSE on one-hot targets, minibatches of ``batch_size`` (Liu et al. 2023)."""
+    AdamW, MSE on one-hot targets, minibatches of ``batch_size`` (Liu et al. 2023).
+
+    ``classes`` keeps the digits 0..k−1; ``classes = 2`` is the binary 0-vs-1 task with one output regressed on
+    the 0/1 label and read as the class 1{f > ½} (the one-output setting of Jeffares et al. 2024, where the
+    telescoping smoother is small enough to carry along training).
+    """
 
     name = "grokking_mnist1d"
     parameters: Mapping[str, Any] = {
+        "classes": 10,
         "n_train": 1000,
         "n_test": 1000,
         "width": 200,
@@ -48,24 +61,45 @@ class GrokkingMNIST1D(Phenomenon):
         "prime_scale": 10.0,
         "seed": 0,
     }
+    constraints = {
+        "classes": Interval(2, 10, integer=True),
+        "n_train": POSITIVE_INT,
+        "n_test": POSITIVE_INT,
+        "width": POSITIVE_INT,
+        "depth": NON_NEGATIVE,
+        "init_scale": POSITIVE,
+        "loss": LOSSES,
+        "optimizer": OPTIMIZERS,
+        "lr": POSITIVE,
+        "weight_decay": NON_NEGATIVE,
+        "batch_size": POSITIVE_INT,
+        "test_threshold": FRACTION,
+        "steps": POSITIVE_INT,
+        "eval_every": POSITIVE_INT,
+        "snapshot_size": POSITIVE_INT,
+        "prime_scale": FINITE,
+    }
     outcomes = GAP_OUTCOMES
+    devices = ALL_DEVICES
+    follows_steps = True
 
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         """Minibatch training; the gap uses train accuracy ≥ 99% and test accuracy ≥ ``test_threshold``."""
         q = self.resolve(params)
-        check_positive_int("steps", q["steps"], owner=self.name)
-        check_in_range("test_threshold", q["test_threshold"], 0.0, 1.0, owner=self.name)
-        ds = load_dataset("mnist1d", n_train=q["n_train"], n_test=q["n_test"])
-        data = TrainData(*ds.tensors(), "classification", q["snapshot_size"])
+        classes = q["classes"]
+        ds = load_dataset(
+            "mnist1d", n_train=q["n_train"], n_test=q["n_test"], classes=None if classes == 10 else range(classes)
+        )
+        data = TrainData(*ds.tensors(), "classification", q["snapshot_size"]).to(recorder.device)
         model = build_model(
             "mlp",
             seed=q["seed"],
             input_dim=40,
-            output_dim=10,
+            output_dim=1 if classes == 2 else classes,
             width=q["width"],
             depth=q["depth"],
             init_scale=q["init_scale"],
-        )
+        ).to(recorder.device)
         optimizer = make_optimizer(q["optimizer"], model.parameters(), q["lr"], q["weight_decay"])
         history = train(
             model,
@@ -78,6 +112,7 @@ class GrokkingMNIST1D(Phenomenon):
             batch_size=q["batch_size"],
             eval_every=q["eval_every"],
             scale=q["prime_scale"],
+            extra=NormDrop(),
         )
         out = gap_outcomes(history)
         t_train, t_test, gap = grokking_gap(
@@ -114,19 +149,33 @@ class GrokkingTeacher(Phenomenon):
         "seed": 0,
     }
     outcomes = ("train_loss", "test_loss", "train_r2", "test_r2", "step_train_fit", "step_test_fit", "grokking_gap")
+    constraints = {
+        "dim": POSITIVE_INT,
+        "n_train": POSITIVE_INT,
+        "n_test": POSITIVE_INT,
+        "width": POSITIVE_INT,
+        "epsilon": NON_NEGATIVE,
+        "alpha": POSITIVE,
+        "lr_scale": POSITIVE,
+        "weight_decay": NON_NEGATIVE,
+        "steps": POSITIVE_INT,
+        "eval_every": POSITIVE_INT,
+        "snapshot_size": POSITIVE_INT,
+        "prime_scale": FINITE,
+    }
+    devices = ALL_DEVICES
+    follows_steps = True
 
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         """Full-batch GD, lr = lr_scale · N / α² (the kernel scale of f is α²/N); data seeded by ``seed``."""
         q = self.resolve(params)
-        check_positive_int("steps", q["steps"], owner=self.name)
-        check_in_range("alpha", q["alpha"], 0.0, None, inclusive=(False, True), owner=self.name)
         ds = load_dataset(
             "quadratic_teacher", dim=q["dim"], n_train=q["n_train"], n_test=q["n_test"], data_seed=q["seed"]
         )
-        data = TrainData(*ds.tensors(), "regression", q["snapshot_size"])
+        data = TrainData(*ds.tensors(), "regression", q["snapshot_size"]).to(recorder.device)
         model = build_model(
             "lazy_rich", seed=q["seed"], input_dim=q["dim"], width=q["width"], epsilon=q["epsilon"], alpha=q["alpha"]
-        )
+        ).to(recorder.device)
         lr = q["lr_scale"] * q["width"] / q["alpha"] ** 2
         optimizer = make_optimizer("sgd", model.parameters(), lr, q["weight_decay"])
         history = train(
@@ -139,6 +188,7 @@ class GrokkingTeacher(Phenomenon):
             seed=q["seed"],
             eval_every=q["eval_every"],
             scale=q["prime_scale"],
+            extra=NormDrop(),
         )
         var_train, var_test = float(data.y_train.var()), float(data.y_test.var())
         train_r2 = [1 - v / var_train for v in history.train_loss]

@@ -27,11 +27,11 @@ from torch import nn
 from empirics.data import load_dataset
 from empirics.models import build_model
 from empirics.phenomena import register
-from empirics.phenomena._train import TrainData, make_optimizer, train
+from empirics.phenomena._train import OPTIMIZERS, TrainData, make_optimizer, train
 from empirics.phenomena.base import Phenomenon
+from empirics.phenomena.constraints import FINITE, NON_NEGATIVE, POSITIVE, POSITIVE_INT, Each, Interval, OneOf
 from empirics.recorder import Recorder
 from theory import empirical_ntk
-from theory._validation import check_in_range, check_option, check_positive_int
 from theory.spectral import kernel_distance
 
 PRUNING_KINDS = ("magnitude", "random")
@@ -115,6 +115,16 @@ def _mlp(input_dim: int, hidden: list[int], output_dim: int) -> nn.Module:
     return nn.Sequential(*layers, nn.Linear(dims[-1], output_dim))
 
 
+#: the constraints of the network and data parameters both lottery phenomena share
+NETWORK_CONSTRAINTS = {
+    "network": OneOf(("mlp", "conv1d")),
+    "hidden": Each(Interval(1, None, integer=True)),
+    "channels": POSITIVE_INT,
+    "n_train": POSITIVE_INT,
+    "n_test": POSITIVE_INT,
+}
+
+
 def build_network(kind: str, hidden: list[int], channels: int, seed: int) -> nn.Module:
     """MNIST-1D networks: ``"mlp"`` 40-hidden…-10 ReLU (Frankle & Carbin's LeNet-300-100 shape by default)
     or ``"conv1d"``, the MNIST-1D benchmark conv net with ``channels`` channels."""
@@ -155,6 +165,21 @@ class LotteryTicket(Phenomenon):
         "steps": 10,
         "seed": 0,
     }
+    constraints = {
+        **NETWORK_CONSTRAINTS,
+        "pruning": OneOf(PRUNING_KINDS),
+        "prune_rate": Interval(0, 1, closed="left"),
+        "output_prune_rate": Interval(0, 1, closed="left"),
+        "train_steps": POSITIVE_INT,
+        "rewind_step": Interval(0, "train_steps", closed="left"),
+        "batch_size": POSITIVE_INT,
+        "optimizer": OPTIMIZERS,
+        "lr": POSITIVE,
+        "ntk_size": POSITIVE_INT,
+        "snapshot_size": POSITIVE_INT,
+        "prime_scale": FINITE,
+        "steps": NON_NEGATIVE,
+    }
     outcomes = (
         "dense_test_error",
         "test_error",
@@ -167,17 +192,6 @@ class LotteryTicket(Phenomenon):
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         """Train the dense network, then ``steps`` prune–rewind–retrain rounds, recording at due rounds."""
         q = self.resolve(params)
-        check_option("network", q["network"], ("mlp", "conv1d"), owner=self.name)
-        check_option("pruning", q["pruning"], PRUNING_KINDS, owner=self.name)
-        check_positive_int("steps", q["steps"] + 1, owner=self.name)
-        check_positive_int("train_steps", q["train_steps"], owner=self.name)
-        for rate in ("prune_rate", "output_prune_rate"):
-            check_in_range(rate, q[rate], 0.0, 1.0, inclusive=(True, False), owner=self.name)
-        if not 0 <= q["rewind_step"] < q["train_steps"]:
-            raise ValueError(
-                f"The 'rewind_step' parameter of {self.name} must be in [0, train_steps={q['train_steps']}). "
-                f"Got {q['rewind_step']!r} instead."
-            )
         ds = load_dataset("mnist1d", n_train=q["n_train"], n_test=q["n_test"])
         data = TrainData(*ds.tensors(), "classification", q["snapshot_size"])
         probe = data.x_train[: q["ntk_size"]]

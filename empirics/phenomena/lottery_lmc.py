@@ -21,11 +21,12 @@ from torch import nn
 
 from empirics.data import load_dataset
 from empirics.phenomena import register
-from empirics.phenomena._train import TrainData, error_rate, loss_value, make_optimizer, train
+from empirics.phenomena._train import OPTIMIZERS, TrainData, error_rate, loss_value, make_optimizer, train
 from empirics.phenomena.base import Phenomenon
-from empirics.phenomena.lottery import build_network
+from empirics.phenomena.constraints import FINITE, POSITIVE, POSITIVE_INT, Interval
+from empirics.phenomena.lottery import NETWORK_CONSTRAINTS, build_network
 from empirics.recorder import Recorder
-from theory._validation import check_option, check_positive_int
+from theory._validation import check_positive_int
 
 
 def interpolate(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor, y: torch.Tensor, points: int) -> np.ndarray:
@@ -72,18 +73,24 @@ class LinearModeConnectivity(Phenomenon):
         "steps": 3000,
         "seed": 0,
     }
+    constraints = {
+        **NETWORK_CONSTRAINTS,
+        "steps": POSITIVE_INT,
+        "rewind_step": Interval(0, "steps", closed="left"),
+        "optimizer": OPTIMIZERS,
+        "lr": POSITIVE,
+        "momentum": Interval(0, 1, closed="left"),
+        "batch_size": POSITIVE_INT,
+        "interpolation_points": Interval(2, None),
+        "eval_every": POSITIVE_INT,
+        "snapshot_size": POSITIVE_INT,
+        "prime_scale": FINITE,
+    }
     outcomes = ("error_barrier", "loss_barrier", "test_error_a", "test_error_b")
 
     def run(self, params: Mapping[str, Any], recorder: Recorder) -> dict[str, float]:
         """Shared training to k, two copies with data orders seeded ``seed + 1`` and ``seed + 2``, the path."""
         q = self.resolve(params)
-        check_option("network", q["network"], ("mlp", "conv1d"), owner=self.name)
-        check_positive_int("steps", q["steps"], owner=self.name)
-        if not 0 <= q["rewind_step"] < q["steps"]:
-            raise ValueError(
-                f"The 'rewind_step' parameter of {self.name} must be in [0, steps={q['steps']}). "
-                f"Got {q['rewind_step']!r} instead."
-            )
         ds = load_dataset("mnist1d", n_train=q["n_train"], n_test=q["n_test"])
         data = TrainData(*ds.tensors(), "classification", q["snapshot_size"])
         seed, k = q["seed"], q["rewind_step"]

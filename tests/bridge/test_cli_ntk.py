@@ -70,6 +70,4 @@ def test_device_option_runs_the_kernel_there(capsys, device):
 
 def test_unavailable_device_is_named(capsys):
     assert main(["ntk", "--n", "4", "--device", "tpu"]) == 2
-    assert (
-        "'device' parameter of unitheory ntk must be 'cpu', 'cuda[:index]', 'mps' or 'auto'" in capsys.readouterr().err
-    )
+    assert "'device' parameter of unitheory ntk must be an available torch device" in capsys.readouterr().err

@@ -98,10 +98,17 @@ def test_cmi_validation(kwargs, match):
 
 @given(st.lists(st.tuples(st.integers(1, 3), st.integers(-9, 9), st.integers(-9, 9)), min_size=4, max_size=10))
 def test_cmi_depends_only_on_signs(rows):
-    """Strictly increasing transforms of the quantity and the outcome leave every Î_S unchanged."""
+    """Strictly increasing transforms of the quantity and the outcome leave every Î_S, signed or not, and its
+    permutation p-values (same permutations) unchanged."""
     frame = pd.DataFrame(rows, columns=["w", "q", "err"])
     moved = frame.assign(q=np.exp(frame["q"] / 5), err=frame["err"] ** 3 + 1.0 * frame["err"])
     for method in ("jiang2020", "pgdl2020"):
-        a = conditional_mutual_information(frame, "q", "err", ["w"], method=method)
-        b = conditional_mutual_information(moved, "q", "err", ["w"], method=method)
-        assert a.details == pytest.approx(b.details, nan_ok=True)
+        for direction in (None, 1, -1):
+            a, b = (
+                conditional_mutual_information(f, "q", "err", ["w"], method=method, direction=direction,
+                                               n_resamples=49, random_state=0)
+                for f in (frame, moved)
+            )  # fmt: skip
+            scores = {k: v for k, v in a.details.items() if k.startswith("S=")}
+            assert scores == pytest.approx({k: b.details[k] for k in scores}, nan_ok=True)
+            assert (a.p_greater, a.p_less) == pytest.approx((b.p_greater, b.p_less), nan_ok=True)

@@ -1,12 +1,14 @@
 """Partial rank correlation and the stratified permutation test."""
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import patsy
 import pytest
 from scipy import stats
 
-from bridge.stats import partial_rank_correlation, stratified_permutation_test
+from bridge.stats import confounder_design, partial_rank_correlation, stratified_permutation_test
 
 
 @pytest.fixture
@@ -17,9 +19,15 @@ def frame():
 
 
 def test_no_confounder_is_spearman(frame):
-    res = partial_rank_correlation(frame, "x", "y", [])
-    ref = stats.spearmanr(frame["x"], frame["y"])
-    assert (res.statistic, res.pvalue) == pytest.approx((ref.statistic, ref.pvalue), rel=1e-10)
+    res = partial_rank_correlation(frame, "x", "y", [], n_resamples=99, random_state=0)
+    assert res.statistic == pytest.approx(stats.spearmanr(frame["x"], frame["y"]).statistic, rel=1e-10)
+    small = frame.head(6)  # 720 permutations: enumerated, so the p-value is the exact permutation p-value
+    res = partial_rank_correlation(small, "x", "y", [], n_resamples=720, alternative="greater")
+    x, y = small["x"].to_numpy(), small["y"].to_numpy()
+    observed = stats.spearmanr(x, y).statistic
+    null = np.array([stats.spearmanr(x, y[list(p)]).statistic for p in itertools.permutations(range(6))])
+    assert res.pvalue == pytest.approx(np.mean(null >= observed - 1e-12), rel=1e-12)
+    assert res.details["permutations"] == "720 (exact)"
 
 
 def test_rank_method_matches_first_order_partial_formula(frame):
@@ -28,11 +36,38 @@ def test_rank_method_matches_first_order_partial_formula(frame):
     expected = (r.loc["x", "y"] - r.loc["x", "z"] * r.loc["y", "z"]) / np.sqrt(
         (1 - r.loc["x", "z"] ** 2) * (1 - r.loc["y", "z"] ** 2)
     )
-    res = partial_rank_correlation(frame, "x", "y", ["z"], method="rank")
+    res = partial_rank_correlation(frame, "x", "y", ["z"], method="rank", n_resamples=99, random_state=0)
     assert res.statistic == pytest.approx(expected, rel=1e-10)
-    df = len(frame) - 3
-    t = expected * np.sqrt(df / (1 - expected**2))
-    assert res.pvalue == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-8)
+
+
+def test_freedman_lane_pvalue_against_a_loop_over_every_permutation():
+    """Exact p-value (7! permutations, each run its own configuration) against a literal loop: permute y's
+    rank residuals on Z, residualise them again, correlate with x's rank residuals (Freedman & Lane 1983)."""
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=7)
+    small = pd.DataFrame({"z": z, "x": z + rng.normal(0, 0.5, 7), "y": z + rng.normal(0, 0.5, 7)})
+    res = partial_rank_correlation(small, "x", "y", ["z"], method="rank", n_resamples=5040, alternative="greater")
+    design = np.column_stack([np.ones(7), stats.rankdata(small["z"])])
+
+    def resid(v):
+        return v - design @ np.linalg.lstsq(design, v, rcond=None)[0]
+
+    rx, ry = resid(stats.rankdata(small["x"])), resid(stats.rankdata(small["y"]))
+    observed = np.corrcoef(rx, ry)[0, 1]
+    null = [np.corrcoef(rx, resid(ry[list(p)]))[0, 1] for p in itertools.permutations(range(7))]
+    assert res.statistic == pytest.approx(observed, rel=1e-10)
+    assert res.pvalue == pytest.approx(np.mean(np.array(null) >= observed - 1e-12), rel=1e-12)
+
+
+def test_partial_interval_is_a_configuration_bootstrap_with_a_fallback(frame):
+    groups = np.repeat(np.arange(12), 5)
+    res = partial_rank_correlation(frame, "x", "y", ["z"], groups=groups, n_resamples=199, random_state=0)
+    assert res.low < res.statistic < res.high and res.details["configurations"] == 12
+    assert res.details["interval"] in ("BCa",) or res.details["interval"].startswith("percentile")
+    few = partial_rank_correlation(frame, "x", "y", ["z"], groups=np.repeat([0, 1], 30), n_resamples=199)
+    assert np.isnan(few.low) and few.details["interval"].startswith("none (2 configurations")
+    bare = partial_rank_correlation(frame, "x", "y", ["z"], n_resamples=0)
+    assert bare.statistic == res.statistic and np.isnan(bare.pvalue) and np.isnan(bare.low)
 
 
 def test_spline_method_matches_lstsq_residuals(frame):
@@ -43,7 +78,9 @@ def test_spline_method_matches_lstsq_residuals(frame):
         return v - design @ np.linalg.lstsq(design, v, rcond=None)[0]
 
     expected = stats.spearmanr(resid(frame["x"].to_numpy()), resid(frame["y"].to_numpy())).statistic
-    res = partial_rank_correlation(frame, "x", "y", ["z"])
+    assert confounder_design(frame, ["z"]) == pytest.approx(design)  # the public design the report draws with
+    assert confounder_design(frame, []).shape == (len(frame), 1)
+    res = partial_rank_correlation(frame, "x", "y", ["z"], n_resamples=99, random_state=0)
     assert res.statistic == pytest.approx(expected, rel=1e-8)
     assert res.details["marginal r"] == pytest.approx(stats.spearmanr(frame["x"], frame["y"]).statistic)
     assert res.low < res.statistic < res.high

@@ -113,12 +113,41 @@ def test_falsify_api_on_store(tmp_path, store):
     assert verdicts["q-ranks-error"] == "supported"
     assert verdicts["p_test-separates-first"] == "supported"
     frame = report.to_frame()
-    assert {"p_holm", "p_fdr_bh", "outcome", "reason"} <= set(frame.columns)
+    assert {"p_for", "p_against", "p_holm", "outcome", "reason"} <= set(frame.columns)
     own = frame[frame["role"] == "quantity"]
-    assert (own["p_holm"] >= own["pvalue"]).all()
+    assert (own["p_holm"].dropna() >= own["p_against"].dropna()).all()
     assert report.prereg is not None and not report.prereg.registered
     table = hypothesis_table(store, report_hypothesis(path))
     assert set(table["spec"]) == {"synthetic"}
+
+
+STEPS = """
+[[hypothesis]]
+name = "q-along-training"
+quantity = "q"
+outcome = "test_error"
+{controls}
+scope = {{ specs = ["synthetic"], axes = ["width", "lr"], over = "steps" }}
+prediction = {{ kind = "rank", direction = "decreasing" }}
+"""
+
+
+def test_claims_over_steps_rank_within_runs(tmp_path, store):
+    """Along training the recorded q grows while the recorded error drops (tests/bridge/synthetic.py), so
+    within every run q tracks the error downwards; so does any control that grows with training (here the
+    parameter count times step/100): the claim cannot beat it, the prime-count lesson."""
+    table = hypothesis_table(store, parse_hypotheses(STEPS.format(controls=""))[0])
+    assert {"run_id", "step", "q", "test_error", "width", "lr"} <= set(table.columns)
+    assert len(table) == 36 * 11 and table.groupby("run_id")["step"].nunique().eq(11).all()
+    path = tmp_path / "steps.toml"
+    path.write_text(STEPS.format(controls=""))
+    verdict = falsify(path, store, n_resamples=99).verdict("q-along-training")
+    assert verdict.verdict.value == "inconclusive" and "control param_count" in verdict.reason
+    path.write_text(STEPS.format(controls="controls = []"))
+    report = falsify(path, store, n_resamples=99)
+    row = report.to_frame().query("role == 'quantity'").iloc[0]
+    assert row["statistic"] < -0.3 and row["n"] == 12 and row["outcome"] == "pass"  # 12 configurations
+    assert report.verdict("q-along-training").verdict.value == "supported"
 
 
 def report_hypothesis(path):

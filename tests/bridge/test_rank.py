@@ -22,15 +22,34 @@ def test_weighted_tau_matches_scipy_on_expanded_data(rows):
     assert np.isnan(expected) and np.isnan(got) or got == pytest.approx(expected, abs=1e-12)
 
 
-def test_kendall_statistic_and_pvalue_are_scipys():
+def test_kendall_pvalues_are_exact_permutation_pvalues_without_configurations():
+    """With every run its own configuration and n_resamples >= n!, the permutation group is enumerated: the
+    p-values equal scipy's exact Kendall null distribution (no ties), for every alternative."""
     rng = np.random.default_rng(1)
-    x, y = rng.normal(size=30), rng.normal(size=30)
+    x, y = rng.normal(size=7), rng.normal(size=7)
     for alternative in ("two-sided", "greater", "less"):
-        res = kendall_tau(x, y, alternative=alternative, n_resamples=99, random_state=0)
-        ref = stats.kendalltau(x, y, alternative=alternative)
+        res = kendall_tau(x, y, alternative=alternative, n_resamples=5040, random_state=0)
+        ref = stats.kendalltau(x, y, alternative=alternative, method="exact")
         assert (res.statistic, res.pvalue) == pytest.approx((ref.statistic, ref.pvalue), rel=1e-12)
+        assert res.details["permutations"] == "5040 (exact)"
         statistic, pvalue = res  # unpackable like statsmodels results
         assert pvalue == res.pvalue
+
+
+def test_kendall_pvalue_respects_configurations():
+    """Seeds nested in configurations: 6 configurations x 5 seeds, independent configuration-level effects in
+    x and y and no association. The run-level test (scipy, seeds as units) rejects far more often than 5%; the
+    configuration permutation stays within alpha + 2 s.e. (200 fixed data sets)."""
+    groups = np.repeat(np.arange(6), 5)
+    nested = naive = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=6)[groups] + 0.3 * rng.normal(size=30)
+        y = rng.normal(size=6)[groups] + 0.3 * rng.normal(size=30)
+        nested += kendall_tau(x, y, groups=groups, n_resamples=99, random_state=seed).p_greater < 0.05
+        naive += stats.kendalltau(x, y, alternative="greater").pvalue < 0.05
+    assert nested / 200 <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 200)
+    assert naive / 200 > 0.15
 
 
 @pytest.mark.parametrize(("method", "tol"), [("percentile", 1e-12), ("BCa", 0.01)])
@@ -56,7 +75,7 @@ def test_interval_resamples_whole_configurations(method, tol):
         (np.arange(6),), brute, vectorized=False, n_resamples=200, method=method, rng=np.random.default_rng(7)
     ).confidence_interval
     assert res.conf_int() == pytest.approx((ref.low, ref.high), abs=tol)
-    assert res.details["configurations"] == 6
+    assert res.details["configurations"] == 6 and res.details["interval"] == method
 
 
 def test_seed_level_resampling_would_differ():
@@ -84,6 +103,19 @@ def test_difference_against_control():
     assert tie.low <= 0 <= tie.high
 
 
+def test_granulated_psi_pvalues_permute_within_strata():
+    """psi[a] is computed within strata of b; its null must only permute within them. With y depending only on
+    b (the stratum) and x on a, psi[a] is a pure-noise figure: the within-stratum null gives it a large
+    p-value, while its statistic alone (old rule: pass at any positive value) carries no uncertainty."""
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"a": np.tile([0, 1, 2], 4), "b": np.repeat([0, 1, 2, 3], 3)})
+    frame["q"] = frame["a"] + rng.normal(0, 0.1, 12)
+    frame["err"] = 10 * frame["b"] + rng.normal(0, 1.0, 12)
+    res = granulated_kendall(frame, "q", "err", ["a"], groups=np.arange(12), n_resamples=999, random_state=0)
+    assert np.isfinite(res.statistic) and res.p_greater > 0.05
+    assert res.details["p any greater"] == res.p_greater  # one axis: "every" and "some" psi_i coincide
+
+
 def test_granulated_psi_hand_computed():
     # axes a, b in {0, 1} x {0, 1}, one run each.
     frame = pd.DataFrame({"a": [0, 1, 0, 1], "b": [0, 0, 1, 1], "q": [1.0, 2.0, 3.0, 0.0], "err": [1.0, 2.0, 1.0, 2.0]})
@@ -104,7 +136,7 @@ def test_granulated_psi_hand_computed():
     ("kwargs", "match"),
     [
         ({"alternative": "bigger"}, "'alternative' parameter of kendall_tau must be one of"),
-        ({"n_resamples": 0}, "'n_resamples' parameter of kendall_tau must be a positive int"),
+        ({"n_resamples": -1}, "'n_resamples' parameter of kendall_tau must be an int >= 0"),
         ({"confidence_level": 1.0}, "'confidence_level' parameter of kendall_tau"),
         ({"method": "bca"}, "'method' parameter must be one of 'BCa', 'percentile', 'basic'"),
         ({"groups": [0, 1]}, "'groups' parameter must have one label per run"),

@@ -9,18 +9,31 @@ import io
 import re
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib import pyplot as plt
 from PIL import Image
 
 from bridge.cli import main
 from bridge.falsification import falsify
-from bridge.hypothesis import load_hypotheses
+from bridge.hypothesis import load_hypotheses, parse_hypotheses
 from bridge.prereg import preregister
-from bridge.report import build_report, fmt, save_predictions, save_verdicts, verdict_tables
+from bridge.report import (
+    _figures,
+    _verdict_figures,
+    build_report,
+    fmt,
+    prediction_band,
+    save_predictions,
+    save_verdicts,
+    verdict_tables,
+)
+from bridge.tables import run_table
+from bridge.verdicts import rules_table
 from empirics.spec import RunConfig
 from empirics.store import RunResult, Store
 
@@ -33,6 +46,7 @@ name = "q-ranks-error"
 description = "planted: q drives the test error"
 quantity = "q"
 outcome = "test_error"
+controls = ["prime_count", "random_measure", "param_count", "layers"]
 confounders = ["weight_norm"]
 tests = ["kendall", "robust_sign_error", "partial_rank"]
 n_test = 1000
@@ -71,12 +85,14 @@ fit_on = "toy-a"
 
 
 def _write_runs(store: Store, rng: np.random.Generator) -> None:
-    """Two toy specs x 5 widths x 3 seeds; test_error = 0.1 q + noise, records at steps 0, 10, 100."""
+    """Two toy specs x 5 widths x 3 seeds; test_error = 0.1 q + noise, records at steps 0, 10, 100; the training
+    error reaches 0 from width 8 on (the interpolation threshold); ``layers`` is constant over every run."""
     for spec in ("toy-a", "toy-b"):
-        for width in (2, 4, 8, 16, 32):
+        for width in (32, 2, 16, 4, 8):  # written out of numeric order: figures must sort the sweep values
             for seed in range(3):
                 q = np.log(width) + rng.normal(0, 0.3)
-                final = {"test_error": 0.1 * q + rng.normal(0, 0.02), "q": q}
+                train = max(0.0, 0.3 - 0.1 * np.log2(width)) + (0.01 * seed if width < 8 else 0.0)
+                final = {"test_error": 0.1 * q + rng.normal(0, 0.02), "q": q, "train_error": train}
                 params = {"variant": spec, "width": width, "steps": 100, "seed": seed}
                 config = RunConfig(spec, "toy", params, ("toy",), (0, 10, 100))
                 rows = []
@@ -84,6 +100,8 @@ def _write_runs(store: Store, rng: np.random.Generator) -> None:
                     frac = step / 100
                     rows += [
                         (step, "test_error", 0.9 - frac * (0.9 - final["test_error"])),
+                        (step, "train_error", 0.9 - frac * (0.9 - train)),
+                        (step, "layers", 2.0),
                         (step, "q", frac * q),
                         (step, "prime_count", float(rng.integers(0, 50))),
                         (step, "random_measure", float(rng.normal())),
@@ -135,6 +153,9 @@ def test_every_hypothesis_has_a_verdict_row(built) -> None:
     html = report.html.read_text()
     for h in hypotheses:
         assert h.name in html
+    # the report states the rule of every test (bridge.verdicts.RULES)
+    rules = next(t for t in _markdown_tables(md) if list(t.columns) == list(rules_table().columns))
+    assert list(rules["test"]) == list(rules_table()["test"])
     # the planted quantity is not falsified; the prime count (pure noise here) is not supported
     assert stored["q-ranks-error"]["verdict"] != "falsified"
     assert stored["prime-ranks-error"]["verdict"] != "supported"
@@ -146,7 +167,7 @@ def test_table_numbers_equal_the_store(built) -> None:
         _, tests, _ = verdict_tables(store.results("verdict"))
     shown = next(t for t in _markdown_tables(report.markdown.read_text()) if "p_fdr_bh" in t.columns)
     assert len(shown) == len(tests) > 0
-    for column in ("statistic", "pvalue", "p_holm", "p_fdr_bh", "low", "high", "n"):
+    for column in ("statistic", "pvalue", "p_for", "p_against", "p_holm", "p_fdr_bh", "low", "high", "n"):
         for cell, value in zip(shown[column], tests[column], strict=True):
             assert cell == fmt(value)
             if cell != "-":
@@ -194,15 +215,15 @@ def test_rebuild_reads_only_the_store(built, tmp_path: Path, monkeypatch: pytest
 
     for module, name in [
         (bridge.falsification, "falsify"), (bridge.falsification, "falsify_tables"), (bridge.stats, "kendall_tau"),
-        (bridge.stats, "fit_expression"), (bridge.report.predictions, "fit_expression"),
+        (bridge.stats, "fit_expression"), (bridge.report.predictions, "_point_fit"),
     ]:  # fmt: skip
         monkeypatch.setattr(module, name, fail)
     assert main(["report", "--store", str(root / "store"), "-o", str(tmp_path / "again"), "--title", "toy"]) == 0
     again = (tmp_path / "again" / "report.md").read_text()
     first = report.markdown.read_text()
     assert _markdown_tables(again)[0].equals(_markdown_tables(first)[0])
-    assert next(t for t in _markdown_tables(again) if "p_fdr_bh" in t.columns).equals(
-        next(t for t in _markdown_tables(first) if "p_fdr_bh" in t.columns)
+    assert next(t for t in _markdown_tables(again) if "p_against" in t.columns).equals(
+        next(t for t in _markdown_tables(first) if "p_against" in t.columns)
     )
 
 
@@ -214,16 +235,24 @@ def test_filters_keep_one_spec_and_one_file(built, tmp_path: Path) -> None:
     assert sum("curve-" in p.name for p in only.figures) == 1
 
 
-def test_html_renders_in_headless_chromium(built, tmp_path: Path) -> None:
-    _, report, _, _ = built
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+)  # fmt: skip
+
+
+def _chromium() -> str:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser, "Debian's chromium is missing: .ci/run installs it (apt-get install -y chromium)"
+    return browser
+
+
+def test_html_renders_in_headless_chromium(built, tmp_path: Path) -> None:
+    _, report, _, _ = built
     shot = tmp_path / "shot.png"
     cmd = [
-        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,2000",
-        report.html.resolve().as_uri(),
+        _chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
+        "--window-size=1200,2000", report.html.resolve().as_uri(),
     ]  # fmt: skip
     subprocess.run(cmd, capture_output=True, timeout=120, check=False)
     assert shot.is_file(), "chromium wrote no screenshot"
@@ -234,6 +263,46 @@ def test_html_renders_in_headless_chromium(built, tmp_path: Path) -> None:
     assert (pixels < 128).mean() > 0.005  # dark pixels: the text is drawn
 
 
+#: the page reports its layout width (scrollWidth) and viewport width (clientWidth) to the frame around it
+_MEASURE = (
+    "<script>window.addEventListener('load', () => { const d = document.documentElement;"
+    " parent.postMessage(d.scrollWidth + ' ' + d.clientWidth, '*'); });</script>"
+)
+#: a frame of the given width (headless chromium's windows are at least 500 px wide: a phone needs a frame)
+_FRAME = (
+    "<!DOCTYPE html><html><body style='margin:0'><pre id='layout'></pre><script>window.addEventListener('message',"
+    " e => { document.getElementById('layout').textContent = e.data; });</script>"
+    "<iframe src='page.html' style='border:0; width:{width}px; height:900px'></iframe></body></html>"
+)
+
+
+def _layout(html: str, width: int, folder: Path) -> tuple[int, int]:
+    """(document scrollWidth, viewport clientWidth) of ``html`` laid out in a ``width``-pixel viewport."""
+    folder.mkdir()
+    (folder / "page.html").write_text(html.replace("</body>", _MEASURE + "</body>"))
+    (folder / "frame.html").write_text(_FRAME.replace("{width}", str(width)))
+    cmd = [
+        _chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={folder / 'profile'}", f"--window-size={width + 50},1000",
+        "--virtual-time-budget=5000", "--dump-dom", (folder / "frame.html").as_uri(),
+    ]  # fmt: skip
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False).stdout
+    found = re.search(r'<pre id="layout">(\d+) (\d+)</pre>', dom)
+    assert found, f"chromium did not report the layout: {dom[-300:]!r}"
+    return int(found[1]), int(found[2])
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_report_does_not_overflow_the_window(built, tmp_path: Path, width: int) -> None:
+    _, report, _, _ = built
+    html = report.html.read_text()
+    assert html.count('<div class="table-wrap"><table>') == html.count("<table>")  # wide tables scroll in place
+    scroll, client = _layout(html, width, tmp_path / "report")
+    assert client <= width and scroll <= client, f"the page is {scroll} px wide in a {client} px viewport"
+    wide = "<!DOCTYPE html><html><body><div style='width: 2000px'>x</div></body></html>"  # the check can fail
+    scroll, client = _layout(wide, width, tmp_path / "control")
+    assert scroll > client
+
+
 def test_a_revised_hypothesis_file_reports_only_its_latest_registered_version():
     from bridge.report._build import _latest_per_file
 
@@ -242,3 +311,202 @@ def test_a_revised_hypothesis_file_reports_only_its_latest_registered_version():
     other = {"file": "g.toml", "key": "g.toml:cccc", "prereg": None}
     assert _latest_per_file([new, other, old]) == [new, other]
     assert _latest_per_file([old, new]) == [new]
+
+
+# --- figures show the tests behind the verdicts, checked against the store's numbers ---------------------------
+
+
+@pytest.fixture
+def figures_kept(monkeypatch: pytest.MonkeyPatch):
+    """The matplotlib figures the report functions build, kept open (not closed after saving) for inspection."""
+    kept: list = []
+    close = plt.close
+    monkeypatch.setattr(_figures.plt, "close", kept.append)
+    yield kept
+    for fig in kept:
+        close(fig)
+
+
+def _store_runs(root: Path, spec: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    with Store(root / "store", create=False) as store:
+        runs = store.runs()
+        runs = runs[runs["spec"] == spec].dropna(axis=1, how="all") if spec else runs
+        records = store.records(run_ids=runs["run_id"].tolist(), quantities=["test_error", "train_error"])
+    return runs.reset_index(drop=True), records
+
+
+def test_phenomenon_curve_sorts_the_sweep_and_marks_the_interpolation_threshold(built, figures_kept, tmp_path) -> None:
+    root, *_ = built
+    runs, records = _store_runs(root, "toy-a")
+    plotted = _figures.phenomenon_curves(runs, records, ["width"], "test_error", tmp_path / "curve.png")
+    means = runs.groupby("width")["train_error"].mean().sort_index()  # the stored final training errors
+    first = float(means[means <= 0.01].index[0])
+    assert first == 8 and means.iloc[0] > 0.01
+    assert plotted.data["thresholds"]["threshold"].tolist() == [first]
+    assert any("interpolation threshold: width = 8" in n for n in plotted.notes)
+    (fig,) = figures_kept
+    along, final = fig.axes[:2]
+    labels = [t.get_text() for t in along.get_legend().get_texts()]
+    assert labels[:5] == ["width = 2", "width = 4", "width = 8", "width = 16", "width = 32"]  # numeric order
+    assert set(plotted.data["along"]["quantity"]) == {"train_error", "test_error"}
+    dashed = [line for line in along.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 5  # one training-error curve per width, drawn dashed
+    colours = [tuple(h.get_color()) for h in along.get_legend().legend_handles[:5]]
+    assert colours == list(_figures.palette(runs["width"]).values())  # sequential palette in numeric order
+    thresholds = [line.get_xdata()[0] for line in final.get_lines() if line.get_linestyle() == "-."]
+    assert thresholds == [first]
+    curves = [line.get_xdata() for line in final.get_lines() if len(line.get_xdata()) > 2]
+    assert len(curves) == 2 and all(np.all(np.diff(x) > 0) for x in curves)  # train and test, x increasing
+    assert sorted(curves[0]) == sorted(runs["width"].unique())
+
+
+def test_grokking_curves_mark_the_generalisation_step(figures_kept, tmp_path) -> None:
+    rows, records = [], []
+    for alpha in (2.0, 1.0):
+        for wd in (5.0, 1.0):
+            for seed in (0, 1):
+                run = f"r{alpha}-{wd}-{seed}"
+                fit, grok = 10 * alpha, 30 * alpha + wd + seed
+                rows.append({"run_id": run, "seed": seed, "init_scale": alpha, "weight_decay": wd,
+                             "test_error": 0.0, "step_train_fit": fit, "step_test_fit": grok})  # fmt: skip
+                for step in (0, 5, 10, 20, 40, 80):
+                    records += [
+                        (run, step, "train_error", float(step < fit)),
+                        (run, step, "test_error", float(step < grok)),
+                    ]
+    runs = pd.DataFrame(rows)
+    records = pd.DataFrame(records, columns=["run_id", "step", "quantity", "value"])
+    plotted = _figures.phenomenon_curves(
+        runs, records, ["init_scale", "weight_decay"], "test_error", tmp_path / "g.png"
+    )
+    marked = plotted.data["generalisation"].set_index(["facet", "hue"])["step"]
+    expected = runs.groupby(["weight_decay", "init_scale"])["step_test_fit"].mean()
+    assert marked.sort_index().tolist() == pytest.approx(expected.sort_index().tolist())
+    (fig,) = figures_kept
+    for ax, wd in zip(fig.axes[:2], (1.0, 5.0), strict=True):  # one facet per weight decay, in numeric order
+        assert ax.get_title().endswith(f"weight_decay = {_figures.label(wd)}")
+        dotted = sorted(line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == ":")
+        assert dotted == pytest.approx(sorted(expected.loc[wd].tolist()))
+    assert set(plotted.data["final"]["quantity"]) == {"step_train_fit", "step_test_fit"}  # the delay, not 0 errors
+
+
+def _stored_test(payload: dict, hypothesis: str, test: str, environment: str = "all") -> dict:
+    return next(t for t in payload["tests"] if t["hypothesis"] == hypothesis and t["test"] == test
+                and t["role"] == "quantity" and t["environment"] == environment)  # fmt: skip
+
+
+def test_conditional_figure_draws_the_tested_partial_rank_correlation(built, figures_kept, tmp_path) -> None:
+    root, report, payload, _ = built
+    stored = _stored_test(payload, "q-ranks-error", "partial_rank")["statistic"]
+    with Store(root / "store", create=False) as store:
+        table = run_table(store, ["q", "test_error", "weight_norm"])
+    plotted = _verdict_figures.conditional_panels(table, "q", "test_error", ["weight_norm"], tmp_path / "c.png")
+    residuals = plotted.data["residuals"]
+    r = np.corrcoef(residuals["rank_quantity"], residuals["rank_outcome"])[0, 1]  # what the left panel draws
+    assert r == pytest.approx(stored, abs=1e-9)
+    strata = plotted.data["strata"]
+    assert strata["stratum"].nunique() == 4 and len(strata) == len(table)
+    assert any(p.name == "conditional-q-ranks-error.png" for p in report.figures)
+
+
+def test_out_of_setting_figure_fits_on_its_environment_and_predicts_the_other(built, figures_kept, tmp_path) -> None:
+    root, report, payload, _ = built
+    with Store(root / "store", create=False) as store:
+        (pred,) = [p for p in store.results("prediction") if p["hypothesis"] == "error-linear-in-q"]
+        table = run_table(store, ["q", "test_error"])
+    roles = {c["environment"]: c["role"] for c in pred["curves"]}
+    assert roles == {"toy-a": "fit", "toy-b": "prediction"} and pred["fit_on"] == "toy-a"
+    a, b = pred["params"]["a"], pred["params"]["b"]
+    for curve in pred["curves"]:
+        q = table.loc[table["spec"] == curve["environment"], "q"]
+        assert curve["grid"][0] == pytest.approx(q.min()) and curve["grid"][-1] == pytest.approx(q.max())
+        assert np.allclose(curve["fit"], a + b * np.asarray(curve["grid"]))
+        assert curve["n"] == len(q)
+    plotted = _verdict_figures.fitted_prediction(table, pred, tmp_path / "fit.png")
+    low, high = table["test_error"].min(), table["test_error"].max()
+    y0, y1 = plotted.data["ylim"]
+    assert low - 0.1 * (high - low) <= y0 < low and high < y1 <= high + 0.1 * (high - low)
+    titles = [ax.get_title() for ax in figures_kept[0].axes]
+    assert titles == ["fitted on toy-a", "predicted on toy-b"]
+    assert any(p.name == "fit-error-linear-in-q.png" for p in report.figures)
+
+
+def test_a_prediction_off_the_outcome_scale_keeps_the_axis_and_says_so(figures_kept, tmp_path) -> None:
+    points = pd.DataFrame({"spec": ["a"] * 4 + ["b"] * 4, "x": [1, 2, 3, 4, 100, 200, 300, 400],
+                           "test_error": [0.1, 0.2, 0.3, 0.4, 0.0, 0.0, 0.0, 0.0]})  # fmt: skip
+    grid = [100.0, 400.0]
+    prediction = {"variable": "x", "target": "test_error", "environment": "spec", "expression": "test_error = b*x",
+                  "fit_on": "a", "curves": [
+                      {"environment": "a", "role": "fit", "grid": [1.0, 4.0], "fit": [0.1, 0.4], "low": [0.05, 0.35],
+                       "high": [0.15, 0.45]},
+                      {"environment": "b", "role": "prediction", "grid": grid, "fit": [10.0, 40.0], "low": [9.0, 38.0],
+                       "high": [11.0, 42.0]}]}  # fmt: skip
+    plotted = _verdict_figures.fitted_prediction(points, prediction, tmp_path / "off.png")
+    assert plotted.data["ylim"][1] < 1  # the axis fits the observed errors, not the prediction's 40
+    assert plotted.data["off_axis"] == [{"environment": "b", "low": 10.0, "high": 40.0}]
+    assert any("on b the prediction spans 10 to 40" in n for n in plotted.notes)
+
+
+def test_constant_controls_get_no_panel_and_few_valued_subjects_are_flagged(built, figures_kept, tmp_path) -> None:
+    root, report, payload, _ = built
+    with Store(root / "store", create=False) as store:
+        table = run_table(store, ["q", "prime_count", "random_measure", "param_count", "layers", "test_error"])
+    assert table["layers"].nunique() == 1 and "layers" not in {t["subject"] for t in payload["tests"]}
+    subjects = ["q", "prime_count", "random_measure", "param_count", "layers"]
+    plotted = _figures.quantity_panels(table, subjects, "test_error", "width", tmp_path / "q.png")
+    assert plotted.data["panels"] == ["q", "prime_count", "random_measure", "param_count"]
+    assert plotted.data["left_out"] == ["layers"] and len(figures_kept[0].axes) == 4
+    md = report.markdown.read_text()
+    assert "layers is constant (= 2) over the 30 runs in scope: no panel" in md
+    counts = sorted(table["param_count"].unique())
+    shown = ", ".join(f"{v:.4g}" for v in counts)
+    flag = (
+        f"param_count takes only {len(counts)} distinct values over the {len(table)} runs in scope ({shown}); it is set"
+    )
+    assert flag + " by width" in md
+    assert "q takes only" not in md and "random_measure takes only" not in md
+
+
+def test_report_and_prediction_bands_print_no_warnings(built, tmp_path) -> None:
+    root, _, _, hypotheses = built
+    with warnings.catch_warnings(record=True) as caught, Store(root / "store") as store:
+        warnings.simplefilter("always")
+        save_predictions(store, hypotheses, n_resamples=30, random_state=1)
+        build_report(store, tmp_path / "again", title="toy report")
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
+
+
+QUADRATIC = """
+[[hypothesis]]
+name = "quadratic"
+quantity = "p"
+outcome = "test_error"
+controls = []
+tests = ["fit"]
+[hypothesis.scope]
+axes = ["width"]
+[hypothesis.prediction]
+kind = "functional"
+expression = "test_error = a + b*p + c*p**2"
+"""
+
+
+def test_prediction_band_skips_resamples_that_do_not_identify_the_law() -> None:
+    (h,) = parse_hypotheses(QUADRATIC)
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"spec": "s", "width": np.repeat([1.0, 2.0, 3.0], 2), "seed": [0, 1] * 3})
+    table["p"] = table["width"] + 0.1 * table["seed"]  # 3 parameters, 2 distinct p per configuration
+    table["test_error"] = (table["p"] - 2) ** 2 + rng.normal(0, 0.01, len(table))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        band = prediction_band(h, table, n_resamples=40, random_state=0)
+        skipped = 40 - band["resamples"]  # resamples drawing one configuration thrice: 2 values of p
+        assert 0 < skipped < 40
+        assert band["note"] == f"{skipped} of 40 resamples did not identify the parameters and were skipped."
+        (curve,) = band["curves"]
+        assert np.all(np.asarray(curve["low"]) <= np.asarray(curve["high"]))
+        two = prediction_band(h, table[table["width"] < 3], n_resamples=10)  # fitted, but 2 configurations
+        assert two["note"].startswith("no band: 2 configurations") and np.isnan(two["curves"][0]["low"]).all()
+        one = prediction_band(h, table[table["width"] == 1], n_resamples=10)
+        assert one["note"].startswith("no curve: the parameters of test_error = a + b*p + c*p**2 are not identified")
+        assert one["curves"] == []

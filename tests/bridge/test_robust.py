@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bridge.stats import hoeffding_weight, robust_sign_error, sign_error_environments
+from bridge.stats import chernoff_pvalue, hoeffding_weight, robust_sign_error, sign_error_environments
 
 
 def _weight(dg, n):
@@ -72,3 +72,19 @@ def test_validation():
         robust_sign_error(frame, "C", "g", ["w"], n_test=0)
     with pytest.raises(ValueError, match="must name at least one axis"):
         robust_sign_error(frame, "C", "g", [])
+
+
+def test_environment_bound_is_hoeffdings_for_a_two_sample_u_statistic():
+    """Coin-flip-neutral pair mean h and k = the smaller configuration's seed count, by hand; the bound is
+    exp(-k KL(h || 1/2)) (2^-k when every pair agrees)."""
+    frame = pd.DataFrame({"w": [1, 1, 1, 2, 2], "C": [1.0, 2.0, 3.0, 5.0, 6.0], "g": [0.1, 0.2, 0.3, 0.5, 0.25]})
+    envs = sign_error_environments(frame, "C", "g", ["w"], n_test=None)
+    # pairs (w=1 run, w=2 run): C always lower for w=1; g lower except (0.3, 0.25): one sign-error in 6 pairs
+    assert envs.loc[0, "h"] == pytest.approx(1 / 6) and envs.loc[0, "k"] == 2
+    kl = (1 / 6) * math.log((1 / 6) / 0.5) + (5 / 6) * math.log((5 / 6) / 0.5)
+    assert envs.loc[0, "p_below"] == pytest.approx(math.exp(-2 * kl)) and envs.loc[0, "p_above"] == 1.0
+    assert chernoff_pvalue(np.array([0.0]), np.array([5]), "below")[0] == pytest.approx(2.0**-5)
+    assert chernoff_pvalue(np.array([0.7]), np.array([5]), "below")[0] == 1.0
+    # with n_test, a pair whose outcome difference is within test-set noise counts as a coin flip
+    noisy = sign_error_environments(frame, "C", "g", ["w"], n_test=100)
+    assert 1 / 6 < noisy.loc[0, "h"] < 0.5

@@ -70,22 +70,3 @@ def test_result_summary_and_unpacking():
     text = res.summary()
     assert "Event ordering (sign test)" in text and "95% interval" in text and "tolerance" in text
     assert f"{res.pvalue:.4g}" in text
-
-
-def test_kendall_verdict_names_a_significant_wrong_sign():
-    """A τ against the predicted direction is reported as such, not as 'not significant'."""
-    from bridge.hypothesis import Test, parse_hypotheses
-    from bridge.stats._result import TestResult
-    from bridge.verdicts import Outcome, judge
-
-    (h,) = parse_hypotheses(
-        '[[hypothesis]]\nname = "h"\nquantity = "q"\noutcome = "y"\ntests = ["kendall"]\n'
-        '[hypothesis.prediction]\nkind = "rank"\ndirection = "increasing"\n'
-    )
-    against = TestResult("Kendall tau", statistic=-0.4, pvalue=0.008, n=30, low=-0.7, high=0.05)
-    judgement = judge(h, Test.KENDALL, against, 0.008)
-    assert judgement.outcome is Outcome.INCONCLUSIVE and "wrong sign" in judgement.reason
-    no_interval = TestResult("Kendall tau", statistic=-0.4, pvalue=0.008, n=6)
-    assert "no configuration interval" in judge(h, Test.KENDALL, no_interval, 0.008).reason
-    confirmed = TestResult("Kendall tau", statistic=-0.4, pvalue=0.008, n=30, low=-0.7, high=-0.1)
-    assert judge(h, Test.KENDALL, confirmed, 0.008).outcome is Outcome.FAIL

@@ -1,5 +1,5 @@
 """Built-in studies: consistent specs and hypothesis files, an end-to-end study (preregister, run, falsify, report)
-that resumes, the prime-control hypotheses falsifying a planted weight-magnitude confound, and the README's
+that resumes, the prime-control hypotheses exposing a planted weight-magnitude confound, and the README's
 newcomer snippets executed as written."""
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def _confounded_runs(seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_prime_control_falsifies_a_planted_weight_magnitude_confound() -> None:
+def test_prime_control_exposes_a_planted_weight_magnitude_confound() -> None:
     hypotheses = load_hypotheses(get_study("prime-control").hypotheses)
     runs = _confounded_runs(0)
     tables = {h.name: runs[runs["spec"].isin(h.scope.specs)].reset_index(drop=True) for h in hypotheses}
@@ -153,8 +153,12 @@ def test_prime_control_falsifies_a_planted_weight_magnitude_confound() -> None:
         tracks = tests[(tests["hypothesis"] == name) & (tests["role"] == "quantity")]  # it tracks the outcome ...
         assert len(tracks) == 1 and sign * tracks["statistic"].item() > 0.5 and tracks["outcome"].item() == "pass"
     for name in ("prime-count-given-weight-norm-dd", "prime-count-given-weight-norm-grokking"):
+        # ... but not given the weight norm: never supported; with 7 (6) configurations x 3 seeds and no declared
+        # equivalence margin, a partial correlation that is merely not significant is inconclusive, not falsified
         verdict = report.verdict(name)
-        assert verdict.verdict.value == "falsified" and "only through weight_norm" in verdict.reason
+        partial = tests.query("hypothesis == @name and test == 'partial_rank' and role == 'quantity'")
+        assert verdict.verdict.value == "inconclusive" and verdict.reason.startswith("partial_rank")
+        assert partial["outcome"].item() == "inconclusive" and partial["p_for"].item() > 0.05
     out = report.verdict("prime-count-predicts-out-of-setting")  # ... and fails out of its setting
     assert out.verdict.value == "falsified" and "out of setting" in out.reason
 

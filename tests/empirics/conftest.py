@@ -24,10 +24,14 @@ TOY_PLUGIN = str(Path(__file__).resolve())
 
 @register
 class ToyRegression(Phenomenon):
-    """Full-batch GD of a 3-``width``-1 tanh MLP on a seeded linear teacher (MSE)."""
+    """Full-batch GD of a 3-``width``-1 tanh MLP on a seeded linear teacher (MSE). ``sleep_s`` slows each recorded
+    step, ``crash_marker`` kills the first attempt, ``execution_log`` gets a line as an execution starts and ends."""
 
     name = "toy_regression"
-    parameters = {"steps": 20, "width": 4, "lr": 0.1, "n": 32, "noise": 0.1, "sleep_s": 0.0, "crash_marker": ""}
+    parameters = {
+        "steps": 20, "width": 4, "lr": 0.1, "n": 32, "noise": 0.1,
+        "sleep_s": 0.0, "crash_marker": "", "execution_log": "",
+    }  # fmt: skip
     outcomes = ("final_train_loss", "final_test_loss")
 
     def run(self, params, recorder):
@@ -44,6 +48,7 @@ class ToyRegression(Phenomenon):
         init = [p.detach().clone() for p in model.parameters()]
         init_model = copy.deepcopy(model)
         optimizer = torch.optim.SGD(model.parameters(), lr=params["lr"])
+        _log_execution(params, "start")
         if params["crash_marker"] and not os.path.exists(params["crash_marker"]):
             Path(params["crash_marker"]).touch()
             os._exit(1)  # the worker dies on its first attempt: a retry must redo this run
@@ -59,9 +64,17 @@ class ToyRegression(Phenomenon):
                 optimizer.zero_grad()
                 train_loss.backward()
                 optimizer.step()
+        _log_execution(params, "end")
         recorder.save_array("init_first_weight", init[0].numpy())
         recorder.save_array("first_weight", model[0].weight.detach().numpy())
         return {"final_train_loss": train_loss.item(), "final_test_loss": test_loss}
+
+
+def _log_execution(params, event: str) -> None:
+    """A line per started and per finished execution: a run executed twice shows twice."""
+    if params["execution_log"]:
+        with open(params["execution_log"], "a") as log:
+            log.write(f"{event} {params['width']} {params['seed']} {os.getpid()}\n")
 
 
 @quantity("toy_weight_norm")

@@ -165,10 +165,11 @@ def test_entk_effective_parameters_match_autograd_loop():
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"steps": -1}, "'steps' parameter of double_descent_mlp must be a non-negative int"),
-        ({"batch_size": 2.5}, "'batch_size' parameter of double_descent_mlp"),
-        ({"width": 0}, "'width' parameter of double_descent_mlp must be a positive int"),
-        ({"lr": 0.0}, "'lr' parameter of double_descent_mlp"),
+        ({"steps": -1}, r"'steps' parameter of double_descent_mlp must be a value in \[0, inf\). Got -1"),
+        ({"batch_size": 2.5}, "'batch_size' parameter of double_descent_mlp must be an integer"),
+        ({"width": 0}, r"'width' parameter of double_descent_mlp must be a value in \[1, inf\). Got 0"),
+        ({"lr": 0.0}, r"'lr' parameter of double_descent_mlp must be a value in \(0, inf\)"),
+        ({"classes": [3]}, r"'classes' parameter of double_descent_mlp must be \[\] \(all ten digits\)"),
     ],
 )
 def test_mlp_rejects_bad_parameters(params, match):

@@ -80,9 +80,22 @@ def test_lazy_rich_net_matches_per_neuron_loop():
     x = torch.randn(3, 4, dtype=torch.float64)
     reference = torch.zeros(3, dtype=torch.float64)
     for j in range(5):
-        h = x @ model.theta[j]
+        h = x @ model.hidden.weight[j]
         reference += 2.5 / 5 * (h + 0.3 / 2 * h**2)
     torch.testing.assert_close(model(x), reference)
+
+
+def test_lazy_rich_net_keeps_its_draws_and_is_covered_by_the_structured_ntk():
+    """θ is the seed's first N(0, 1) draw (as when it was a raw parameter), held by an nn.Linear so that the
+    telescoped teacher's per-step kernels take the structured path instead of the Jacobian fallback."""
+    model = build_model("lazy_rich", seed=7, input_dim=6, width=9, epsilon=0.5, alpha=3.0).double()
+    torch.manual_seed(7)
+    torch.testing.assert_close(model.hidden.weight, torch.randn(9, 6).double(), rtol=0, atol=0)
+    x = torch.randn(5, 6, dtype=torch.float64)
+    assert resolve_implementation(model, x, None) == "structured"
+    structured = empirical_ntk(model, x, dtype=torch.float64)
+    reference = empirical_ntk(model, x, dtype=torch.float64, implementation="jacobian")
+    torch.testing.assert_close(structured, reference, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["embedding_mlp", "modular_transformer"])
@@ -135,3 +148,37 @@ def test_quick_spec_signature_weight_decay_speeds_up_grokking():
     assert without["grokking_gap"] > with_wd["grokking_gap"]
     expected = {"train_loss", "test_loss", "train_error", "test_error", "weight_norm", "prime_count", "param_count"}
     assert expected <= rows[5.0] and "random_measure" in rows[5.0]
+
+
+def test_norm_drop_is_the_fall_below_the_running_peak_of_the_weight_norm():
+    from empirics.phenomena.grokking import NormDrop
+
+    layer = torch.nn.Linear(3, 1, bias=False)
+    drop, values = NormDrop(), []
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[3.0, 4.0, 0.0]]))  # norm 5
+        for factor in (1.0, 2.0, 0.5, 1.5):  # norms 5, 10, 5, 7.5
+            layer.weight.mul_(factor)
+            values.append(drop(layer)["weight_norm_drop"])
+    assert values == pytest.approx([0.0, 0.0, 0.5, 0.25])
+
+
+def test_one_output_classifiers_regress_the_0_1_label_and_threshold_at_one_half():
+    from empirics.phenomena._train import error_rate, loss_value
+
+    out, y = torch.tensor([[0.2], [0.7], [0.55]]), torch.tensor([0, 0, 1])
+    assert error_rate(out, y) == pytest.approx(1 / 3)
+    assert float(loss_value("mse", out, y)) == pytest.approx(((0.2**2) + 0.7**2 + 0.45**2) / 3)
+    with pytest.raises(ValueError, match="must be 'mse' for a one-output classifier"):
+        loss_value("cross_entropy", out, y)
+
+
+def test_binary_mnist1d_run_has_one_output_and_records_the_norm_drop():
+    params = {"classes": 2, "n_train": 40, "n_test": 30, "width": 8, "depth": 1, "batch_size": 20, "steps": 6}
+    recorder = Recorder((), [0, 3, 6])
+    out = get_phenomenon("grokking_mnist1d").run({**params, "eval_every": 3, "seed": 0}, recorder)
+    names = {name for _, name, _ in recorder.rows}
+    assert {"weight_norm", "weight_norm_drop", "train_error", "test_error"} <= names
+    assert 0.0 <= out["test_error"] <= 1.0
+    with pytest.raises(ValueError, match="'classes' parameter of grokking_mnist1d must be an integer in \\[2, 10\\]"):
+        get_phenomenon("grokking_mnist1d").run({**params, "classes": 1, "seed": 0}, Recorder())

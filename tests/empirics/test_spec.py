@@ -22,7 +22,7 @@ def test_toml_and_dataclass_give_the_same_runs(toy_toml, toy_spec):
     runs = from_file.runs()
     assert [(c.params["width"], c.seed) for c in runs] == [(2, 0), (2, 1), (5, 0), (5, 1)]
     assert runs[0].params == {"steps": 20, "width": 2, "lr": 0.1, "n": 32, "noise": 0.1, "sleep_s": 0.0,
-                              "crash_marker": "", "seed": 0}  # fmt: skip
+                              "crash_marker": "", "execution_log": "", "seed": 0}  # fmt: skip
 
 
 def test_quick_overrides_replace_seeds_and_merge_tables(toy_toml):
@@ -76,7 +76,7 @@ BAD_EDITS = [
     ("colour = 'red'", "colour", "unknown key"),
     ("[params]\nsteps = 20\nwidht = 3", "params.widht", "unknown parameter"),
     ("[params]\nsteps = 'many'", "params.steps", "expected an integer"),
-    ("[params]\nsteps = -1", "params.steps", "non-negative"),
+    ("[params]\nsteps = -1", "params.steps", r"expected a value in \[0, inf\), got -1"),
     ("[params]\nlr = true", "params.lr", "expected a number"),
     ("[params]\nseed = 3", "params.seed", "seeds"),
     ("[sweep]\nwidth = []", "sweep.width", "non-empty list"),

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import importlib.util
 import io
+import os
+import shutil
 import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from empirics.spec import RunConfig
-from empirics.store import RUN_COLUMNS, SCHEMA_VERSION, RunResult, Store
+from empirics.store import RUN_COLUMNS, SCHEMA_VERSION, RunResult, Store, StoreError
 
 
 def _result(seed: int = 0, rows=None, arrays=None, **params) -> RunResult:
@@ -154,3 +161,127 @@ def test_parquet_without_pyarrow_errors_clearly(tmp_path, monkeypatch):
         store.export(tmp_path / "out", "parquet")
     with pytest.raises(ValueError, match="'format' parameter of Store.export must be one of 'csv', 'parquet'"):
         store.export(tmp_path / "out", "xlsx")
+
+
+# Issue 11, item 3: what goes wrong with the store itself is a StoreError in plain words (the CLI prints it in one
+# line with exit code 2: tests/bridge/test_bad_inputs_cli.py).
+
+
+def _filled(path: Path, runs: int = 3) -> Store:
+    store = Store(path)
+    for seed in range(runs):
+        store.write_run(_result(seed=seed, rows=[(s, "q", float(s)) for s in range(200)]))
+    return store
+
+
+def test_a_path_that_is_a_file_or_a_database_that_is_a_directory_is_named(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match=r"'.*file' is a file, not a unitheory store"):
+        Store(tmp_path / "file")
+    (tmp_path / "dir" / "store.sqlite").mkdir(parents=True)
+    with pytest.raises(StoreError, match=r"store.sqlite' is a directory, not an SQLite database file"):
+        Store(tmp_path / "dir", readonly=True)
+
+
+def test_corrupt_and_truncated_databases_are_named_corrupt(tmp_path):
+    (tmp_path / "noise").mkdir()
+    (tmp_path / "noise" / "store.sqlite").write_bytes(np.random.default_rng(0).bytes(8192))
+    with pytest.raises(StoreError, match="is corrupt or not an SQLite database"):
+        Store(tmp_path / "noise")
+    _filled(tmp_path / "full").close()
+    db = tmp_path / "full" / "store.sqlite"
+    db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+    with pytest.raises(StoreError, match="is corrupt or not an SQLite database"):
+        Store(tmp_path / "full", readonly=True).runs()
+
+
+def test_a_foreign_database_is_refused_and_left_unchanged(tmp_path):
+    (tmp_path / "a").mkdir()
+    with sqlite3.connect(tmp_path / "a" / "store.sqlite") as conn:
+        conn.execute("CREATE TABLE runs (id INTEGER, name TEXT)")
+    before = (tmp_path / "a" / "store.sqlite").read_bytes()
+    with pytest.raises(StoreError, match=r"not a unitheory store \(tables \['runs'\], no schema_version table\)"):
+        Store(tmp_path / "a")
+    assert (tmp_path / "a" / "store.sqlite").read_bytes() == before  # nothing created in someone else's database
+    Store(tmp_path / "b").close()
+    with sqlite3.connect(tmp_path / "b" / "store.sqlite") as conn:
+        conn.execute("DROP TABLE runs")
+        conn.execute("CREATE TABLE runs (id INTEGER, name TEXT)")
+    with pytest.raises(StoreError, match=r"has a 'runs' table that is not unitheory's: columns \['id', 'name'\]"):
+        Store(tmp_path / "b")
+
+
+def test_a_full_disk_says_so_and_the_stored_runs_stay_intact(tmp_path):
+    store = _filled(tmp_path / "s", runs=2)
+    before = store.records()
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite raises SQLITE_FULL past this size
+    big = _result(seed=7, rows=[(s, "q", float(s)) for s in range(5000)])
+    with pytest.raises(
+        StoreError, match="the disk is full while writing a run; nothing was half-written and the runs "
+    ):
+        store.write_run(big)
+    assert big.run_id not in store.run_ids()
+    pd.testing.assert_frame_equal(store.records(), before)
+    store.write_run(_result(seed=8, rows=[]))  # the store is still usable once there is room
+    store.close()
+    with Store(tmp_path / "s", readonly=True) as again:
+        assert len(again.run_ids()) == 3 and big.run_id not in again.run_ids()
+
+
+def test_an_array_file_on_a_full_disk_says_so(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(StoreError, match="the disk is full while writing an array file"):
+        store.save_array(np.arange(3.0))
+
+
+@contextmanager
+def _read_only_copy(src: Path, dst: Path) -> Iterator[bool]:
+    """A copy of a store nobody may write: chmod a-w, and as root (whom chmod does not stop) the immutable flag.
+    Yields whether the flag is set (then even root's writes fail)."""
+    shutil.copytree(src, dst)
+    paths = [dst, *dst.rglob("*")]
+    for path in paths:
+        path.chmod(path.stat().st_mode & ~0o222)
+    immutable = (
+        os.geteuid() == 0 and subprocess.run(["chattr", "+i", *map(str, paths)], capture_output=True).returncode == 0
+    )
+    try:
+        yield immutable
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", *map(str, paths)], check=True)
+        for path in paths:
+            path.chmod(path.stat().st_mode | 0o200)
+
+
+def test_a_read_only_store_opens_read_only_for_every_reading_command(tmp_path, capsys):
+    import bridge.cli
+
+    _filled(tmp_path / "s").close()
+    with _read_only_copy(tmp_path / "s", tmp_path / "ro") as immutable:
+        db = tmp_path / "ro" / "store.sqlite"
+        before = db.read_bytes()
+        with Store(tmp_path / "ro", readonly=True) as store:
+            assert len(store.runs()) == 3
+            with pytest.raises(StoreError, match=r"is read-only \(opened read-only\) and saving a result needs to"):
+                store.put_result("verdict", "k", {"v": 1})  # SQLite itself refuses: proven even for root
+        assert bridge.cli.main(["runs", "--store", str(tmp_path / "ro")]) == 0
+        assert "3 runs" in capsys.readouterr().out
+        assert bridge.cli.main(["export", "--store", str(tmp_path / "ro"), "-o", str(tmp_path / "out")]) == 0
+        assert len(pd.read_csv(tmp_path / "out" / "runs.csv")) == 3
+        assert bridge.cli.main(["report", "--store", str(tmp_path / "ro"), "-o", str(tmp_path / "rep")]) == 0
+        assert (tmp_path / "rep" / "report.html").is_file()
+        assert db.read_bytes() == before
+        if immutable or os.geteuid() != 0:  # writing commands: one plain line each, whoever runs them
+            hypotheses = "bridge/hypotheses/double_descent.toml"
+            for argv in (["prereg", hypotheses], ["falsify", hypotheses], ["run", "grokking-modular", "--quick"]):
+                capsys.readouterr()
+                assert bridge.cli.main([*argv, "--store", str(tmp_path / "ro")]) == 2
+                err = capsys.readouterr().err
+                assert err.count("\n") == 1 and ("read-only" in err or "cannot open" in err), err

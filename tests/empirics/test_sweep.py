@@ -102,7 +102,9 @@ def test_cli_run_runs_and_export(toy_toml, tmp_path, capsys, monkeypatch):
     assert main(["runs", "--store", str(store)]) == 0
     listing = capsys.readouterr().out
     run_id = load_spec(toy_toml, quick=True).runs()[0].run_id
-    assert "1 runs" in listing and run_id in listing and "toy_regression" in listing
+    assert "1 runs" in listing and "toy_regression" in listing
+    assert main(["runs", "--store", str(store), "--wide"]) == 0  # one line per run
+    assert run_id in capsys.readouterr().out
     assert main(["export", "--store", str(store), "--format", "csv", "-o", str(tmp_path / "out")]) == 0
     assert pd.read_csv(tmp_path / "out" / "records.csv")["run_id"].unique().tolist() == [run_id]
     assert main(["runs", "--store", str(tmp_path / "missing")]) == 2

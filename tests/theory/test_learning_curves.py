@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 import sympy
-from hypothesis import given
+import torch
+from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
@@ -36,6 +37,24 @@ def test_ridgeless_kappa_vanishes_past_the_number_of_nonzero_eigenvalues():
     eigenvalues = np.concatenate([POWER_LAW[:50], np.zeros(20)])
     kappa = effective_regularization(eigenvalues, [49, 50, 51, 1000])
     assert kappa[0] > 0 and np.all(kappa[1:] == 0)
+
+
+@pytest.mark.parametrize("flush_denormal", [True, False])
+@pytest.mark.parametrize("ridge", [np.finfo(float).tiny, 1e-300, 1e-200])
+def test_tiny_ridges_converge_with_and_without_flushed_denormals(ridge, flush_denormal):
+    """κ ≈ δ/(n − M) past the M = 200 eigenvalues is subnormal for δ = 2.2e-308: the log-space solver still
+    converges (it did not under flush-denormal), below M it matches the ridgeless κ, at n = M it solves the
+    κ equation written with δ/κ = exp(log δ − log κ)."""
+    torch.set_flush_denormal(flush_denormal)
+    try:
+        kappa = effective_regularization(POWER_LAW, [50, 200, 400], ridge)
+    finally:
+        torch.set_flush_denormal(True)  # as tests/conftest.py sets it for the whole suite
+    assert kappa[0] == pytest.approx(effective_regularization(POWER_LAW, 50)[0], rel=1e-10)
+    lhs = np.sum(POWER_LAW / (POWER_LAW + kappa[1])) + np.exp(np.log(ridge) - np.log(kappa[1]))
+    assert lhs == pytest.approx(200, rel=1e-9)
+    past = ridge / 200
+    assert kappa[2] == pytest.approx(past, rel=1e-9) or (kappa[2] == 0 and past < np.finfo(float).tiny)
 
 
 def test_numeric_evaluation_matches_the_sympy_expressions():
@@ -98,6 +117,7 @@ def test_ridgeless_prediction_peaks_at_the_number_of_nonzero_eigenvalues_and_opt
     st.floats(1.5, 10.0, allow_subnormal=False),
     st.integers(0, 2**16),
 )
+@example(n=40.0, factor=1.5, ridge=2.2250738585072014e-308, exponent=2.0, seed=0)  # once failed: δ/(2n) subnormal
 def test_prediction_properties(n, factor, ridge, exponent, seed):
     rng = np.random.default_rng(seed)
     eigenvalues = np.sort(rng.exponential(size=30))[::-1] ** exponent

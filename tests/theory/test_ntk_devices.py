@@ -14,7 +14,6 @@ from test_ntk import IMPLEMENTATIONS, assert_close, build_case, reference
 
 from bridge.predict import predict
 from theory import empirical_ntk, kernel_eigh, ntk_operator, top_eigenpairs
-from theory._validation import check_device
 
 DEVICES = ["cpu"] + ["cuda"] * torch.cuda.is_available() + ["mps"] * torch.backends.mps.is_available()
 MODES = [{}, {"trace_outputs": True}, {"diagonal_outputs": True}, {"sum_outputs": True}]
@@ -97,16 +96,6 @@ def test_kernel_eigh_of_a_tensor_runs_on_its_device_and_matches_scipy(device):
     on_host = kernel_eigh(kernel.numpy())
     tol = 1e-4 if device == "mps" else 1e-10
     assert np.allclose(on_device.eigenvalues, on_host.eigenvalues, rtol=tol, atol=tol * on_host.eigenvalues[0])
-
-
-def test_check_device_names_what_is_unavailable():
-    assert check_device("device", "cpu") == torch.device("cpu")
-    assert check_device("device", "auto").type in {"cpu", "cuda", "mps"}
-    with pytest.raises(ValueError, match=r"The 'device' parameter of f must be 'cpu', 'cuda\[:index\]', 'mps'"):
-        check_device("device", "gpu0", owner="f")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match=r"names 'cuda', which torch cannot use on this machine"):
-            check_device("device", "cuda")
 
 
 def test_predict_on_a_device_matches_the_host():

@@ -318,7 +318,7 @@ def test_invalid_arguments_name_argument_expected_and_actual(kwargs, error, matc
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(name="adam"), "'name' parameter of OptimizerSpec must be one of 'sgd', 'adamw'"),
+        (dict(name="rmsprop"), "'name' parameter of OptimizerSpec must be one of 'sgd', 'adam', 'adamw'"),
         (dict(lr=0.0), "'lr' parameter of OptimizerSpec must be a real number in \\(0, inf\\]"),
         (dict(momentum=1.0), "'momentum'"),
         (dict(weight_decay=-1), "'weight_decay'"),

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from theory._validation import check_option, check_positive_int
-from theory.ntk import _blocks, structured
+from theory.ntk import _blocks, _guards, structured
 from theory.ntk._model import ModelView, make_view
 from theory.ntk.jacobian import JacobianBackend
 from theory.ntk.ntk_vp import NTKVPBackend
@@ -106,7 +106,10 @@ def empirical_ntk(
 
     Raises:
         ValueError / TypeError naming the argument or module for bad input (BatchNorm in training mode,
-        in-place operations torch.func rejects, parameters without grad, mismatched x2).
+        in-place operations torch.func rejects, parameters without grad, mismatched x2), and the named
+        :class:`~theory.ntk.NTKInputError` subclasses found by a probe on a few samples before any work: NaN/Inf
+        inputs, inputs the model cannot take, a forward that modifies its input in place, is not deterministic
+        or mixes samples; :class:`~theory.ntk.KernelMemoryError` for a kernel that would not fit in memory.
 
     Example:
         >>> f = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
@@ -128,6 +131,7 @@ def empirical_ntk(
                          "'jacobian' or 'auto'. Got implementation='ntk_vp'.")  # fmt: skip
     _check_inputs(x1, x2)
     view = make_view(f, x1, params, dtype)
+    _guards.probe_model(view, x1, x2)
     if sum_outputs:
         view = dataclasses.replace(view, sum_outputs=True)
     if impl is NTKImplementation.AUTO:
@@ -143,6 +147,7 @@ def empirical_ntk(
     backend = _BACKENDS[impl](view, groups, mode, **sketch)
     xc1, xc2 = view.cast_input(x1), None if x2 is None else view.cast_input(x2)
     n_out = view(xc1[:1]).shape[1]
+    _guards.check_memory(backend, view, x1, x2, block_size)
     out = _blocks.fill_kernel(backend, xc1, xc2, n_out, view.dtype, block_size)
     return out if per_layer else out[""]
 
@@ -152,7 +157,9 @@ def resolve_implementation(
 ) -> NTKImplementation:
     """The implementation ``empirical_ntk(..., implementation="auto")`` runs for these arguments."""
     _check_inputs(x1, x2)
-    return _resolve(make_view(f, x1, params, None), x1, x2)[0]
+    view = make_view(f, x1, params, None)
+    _guards.probe_model(view, x1, x2)
+    return _resolve(view, x1, x2)[0]
 
 
 def _resolve(view: ModelView, x1: Tensor, x2: Tensor | None, sketched: bool = False) -> tuple[NTKImplementation, str]:

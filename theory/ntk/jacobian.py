@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.func import jacrev, vmap
 
 from theory.ntk._factors import CountSketch, sketch_seed
+from theory.ntk._guards import probe_model
 from theory.ntk._model import ModelView, make_view, translate_torch_func_errors
 
 _CHUNK_BYTES = 2**28  # Jacobian bytes of one vmap(jacrev) chunk
@@ -43,6 +44,7 @@ def jacobian(
     if not isinstance(x, Tensor):
         raise TypeError(f"The 'x' argument must be a torch.Tensor. Got {type(x).__name__} instead.")
     view = make_view(f, x, params, dtype)
+    probe_model(view, x)
     return jacobian_features(view, view.cast_input(x), {"": view.names})[""]
 
 

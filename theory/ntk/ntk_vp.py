@@ -16,6 +16,7 @@ from torch.func import jvp, vjp, vmap
 
 from theory._validation import check_positive_int
 from theory.ntk._blocks import feature_budget
+from theory.ntk._guards import probe_model
 from theory.ntk._model import ModelView, make_view, translate_torch_func_errors
 
 _CHUNK_BYTES = 2**27
@@ -103,6 +104,7 @@ def ntk_operator(
         raise ValueError("Of 'trace_outputs' and 'sum_outputs' of ntk_operator at most one may be True.")
     check_positive_int("block_size", block_size, allow_none=True, owner="ntk_operator")
     view = make_view(f, x, params, dtype)
+    probe_model(view, x)
     if sum_outputs:
         view = dataclasses.replace(view, sum_outputs=True)
     xc = view.cast_input(x)
