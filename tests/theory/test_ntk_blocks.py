@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from test_ntk import IMPLEMENTATIONS, assert_close, build_case, reference
 
 from theory import empirical_ntk
-from theory.ntk import _blocks
+from theory.ntk import _blocks, _guards
 from theory.ntk._model import make_view
+from theory.ntk.jacobian import JacobianBackend
 from theory.ntk.structured import StructuredBackend
 
 MODES = {"full": {}, "trace": {"trace_outputs": True}, "diag": {"diagonal_outputs": True}}
@@ -126,3 +127,42 @@ def test_outputs_streamed_in_chunks_match_the_reference(monkeypatch, mode, symme
     theta = empirical_ntk(model, x1, None if symmetric else x2, implementation="structured", **MODES[mode])
     assert calls and max(calls) < len(x1)  # chunks, one forward per output each
     assert_close(theta, _reduce(reference("resnet_norms")[0 if symmetric else 1], mode))
+
+
+def test_budget_shrinks_to_the_memory_left_after_the_result(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(_guards, "available_memory", lambda device: (10**9, "a test"))
+    assert _blocks.feature_budget(cpu) == min(_blocks.HOST_FEATURE_BYTES, 5 * 10**8)
+    assert _blocks.feature_budget(cpu, reserved=6 * 10**8) == 2 * 10**8
+    assert _blocks.feature_budget(cpu, reserved=2 * 10**9) == 0
+    monkeypatch.setattr(_guards, "available_memory", lambda device: (None, "unknown"))
+    assert _blocks.feature_budget(cpu) == _blocks.HOST_FEATURE_BYTES
+
+
+@pytest.mark.parametrize("implementation", ["structured", "jacobian"])
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("budget", [3_000, 30_000, 300_000, 10**7])
+def test_every_route_stays_within_its_budget_and_matches_the_reference(monkeypatch, implementation, mode, budget):
+    """The workspace a plan declares (held features, a chunk's working memory, 3 copies of a strip of kernel
+    entries) is at most 5/4 of the budget unless a single sample exceeds it, whichever route it takes."""
+    monkeypatch.setattr(_blocks, "HOST_FEATURE_BYTES", budget)
+    monkeypatch.setattr(_blocks, "STREAMING_OVERHEAD", float("inf"))  # let traced/diagonal kernels stream
+    model, x1, _ = build_case("resnet_norms")
+    view = make_view(model, x1, None, None)
+    make = {"structured": StructuredBackend, "jacobian": JacobianBackend}[implementation]
+    kernel_plan = _blocks.plan_kernel(make(view, {"": view.names}, mode), x1, None, 3, torch.float64, None)
+    assert kernel_plan.workspace <= 1.25 * budget or kernel_plan.blocks.held == 1 or kernel_plan.chunk == 1
+    theta = empirical_ntk(model, x1, implementation=implementation, **MODES[mode])
+    assert_close(theta, _reduce(reference("resnet_norms")[0], mode))
+
+
+def test_traced_kernels_take_every_route_as_the_budget_grows(monkeypatch):
+    monkeypatch.setattr(_blocks, "STREAMING_OVERHEAD", float("inf"))
+    model, x1, _ = build_case("resnet_norms")
+    view = make_view(model, x1, None, None)
+    routes = []
+    for budget in [3_000, 30_000, 300_000]:
+        monkeypatch.setattr(_blocks, "HOST_FEATURE_BYTES", budget)
+        backend = StructuredBackend(view, {"": view.names}, "trace")
+        routes.append(_blocks.plan_kernel(backend, x1, None, 3, torch.float64, None).route)
+    assert routes == ["blocks", "output forwards", "outputs"]

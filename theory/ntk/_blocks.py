@@ -1,15 +1,21 @@
-"""The blocked driver of ``empirical_ntk``: features of row and column blocks, contracted in strips.
+"""The blocked driver of ``empirical_ntk``: a memory plan, then features of row and column blocks contracted in strips.
 
-Memory is bounded by a budget (host: ``HOST_FEATURE_BYTES``; CUDA: a quarter of the free device memory):
-3/4 of it for held features, 1/4 for the working memory (activations, patches) of the chunk of samples
-whose features are being computed. When every sample's features fit, they are computed once and the Gram
-is taken in row strips against all later columns, so a symmetric kernel costs about 9/16 of the square
-product. Otherwise a row block as large as the budget allows is held while column blocks are streamed (and
-recomputed for each row block): feature work grows by about N/(2R) for R held rows, the Gram work does not.
-Traced and diagonal kernels stream the outputs instead when one output's features of every sample fit and
-the closed forms repeated for every output add little (conv nets, not MLPs): after one forward if every
-sample's activations fit too, else with a forward per output and chunk of samples (O forwards instead of
-recomputing every column block's features for each held row block).
+:func:`plan_kernel` fixes the route and the block sizes within a budget (:func:`feature_budget`: 2 GiB on the
+host, a quarter of the free memory on CUDA, never more than half of what is left after the result): 3/4 of it
+for held features, 1/4 for the working memory (activations, patches) of the chunk of samples whose features
+are being computed. Its ``workspace`` (held features + a chunk's working memory + the contraction temporaries)
+is what ``empirical_ntk``'s memory check adds to the result. Routes:
+
+- ``"blocks"``: when every sample's features fit, they are computed once and the Gram is taken in row strips
+  against all later columns, so a symmetric kernel costs about 9/16 of the square product. Otherwise a row block
+  as large as the budget allows is held while column blocks are streamed (and recomputed for each row block):
+  feature work grows by about N/(2R) for R held rows, the Gram work does not.
+- ``"outputs"``: traced and diagonal kernels are sums over outputs of single-output kernels, so when the closed
+  forms repeated for every output add little (conv nets, not MLPs) the outputs are streamed: one forward, then
+  one output's features of every sample at a time (1/O of the memory, hot in cache).
+- ``"output forwards"``: as ``"outputs"`` when one output's features of every sample fit but not every sample's
+  activations: a forward per output and chunk of samples (O forwards instead of recomputing every column
+  block's features for each held row block).
 """
 
 from __future__ import annotations
@@ -21,13 +27,22 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from theory.ntk import _guards
+
 HOST_FEATURE_BYTES = 2**31  # 2 GiB on the host: 3/4 for held features, 1/4 for the working memory of a chunk
-PAIR_BYTES = 2**28  # bound on the kernel temporaries of one contraction call
+PAIR_BYTES = 2**28  # bound on the kernel entries of one contraction call
+TEMPORARY_COPIES = 3  # kernel entries alive per contraction call: a layer's term, the sum, the mirrored copy
 STREAMING_OVERHEAD = 1.05  # stream outputs only if closed forms repeated per output add at most 5% of the MACs
 
 
 class KernelBackend(Protocol):
-    """What an implementation provides to the blocked driver: per-block features and their contraction."""
+    """What an implementation provides to the blocked driver: per-block features and their contraction.
+
+    A backend may also stream outputs (the structured one does): ``output_features(x)`` yields one output's
+    features at a time, ``output_features_of(x, o)`` builds output o's alone, ``output_bytes_per_sample`` sizes
+    them, ``output_streaming_overhead`` is their MACs over those of all outputs at once, and
+    ``contract_outputs`` contracts two blocks' single-output features into a traced kernel block.
+    """
 
     groups: dict[str, tuple[str, ...]]
     mode: str  # "full", "trace" or "diag"
@@ -42,11 +57,13 @@ class KernelBackend(Protocol):
         """Kernel block {group: (B1, B2, ...)} of two blocks' features."""
 
 
-def feature_budget(device: torch.device) -> int:
-    """Bytes of features the driver may hold at once on ``device``."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0] // 4
-    return HOST_FEATURE_BYTES
+def feature_budget(device: torch.device, reserved: int = 0) -> int:
+    """Bytes of features and working memory the driver may use on ``device``: ``HOST_FEATURE_BYTES`` on the host,
+    a quarter of the available memory on CUDA, and at most half of what is available after ``reserved`` bytes
+    (the result), so that a machine short of memory gets smaller blocks rather than an out-of-memory error."""
+    available, _ = _guards.available_memory(device)
+    budget = (available or 0) // 4 if device.type == "cuda" else HOST_FEATURE_BYTES
+    return budget if available is None else min(budget, max(available - reserved, 0) // 2)
 
 
 def assemble(compute: Any, x: Tensor, chunk: int) -> Any:
@@ -126,14 +143,16 @@ def plan(
     gemm_rows: int,
     budget: int,
     block: int | None,
+    pair_budget: int = PAIR_BYTES,
 ) -> Plan:
     """Block sizes for an (n1, n2) kernel: features take ``feature_bytes`` and kernel entries ``pair_bytes``
-    per sample (pair), and one sample is ``gemm_rows`` rows of the contraction GEMMs.
+    per sample (pair), and one sample is ``gemm_rows`` rows of the contraction GEMMs; held features stay
+    within ``budget`` and the kernel entries of one contraction call within ``pair_budget``.
 
     Diagonal strips are ⌈R/8⌉ samples high (the triangle then costs 9/16 of the square) but at least 64 GEMM
     rows (measured: thinner strips lose more GEMM rate than they save work)."""
     if block is not None:
-        held = streamed = block
+        held, streamed = min(block, n1), min(block, n2)
     elif symmetric and n1 * feature_bytes <= budget:
         held = streamed = n1
     elif not symmetric and n2 * feature_bytes <= budget // 2:
@@ -141,57 +160,84 @@ def plan(
         held = max(1, min(n1, (budget - n2 * feature_bytes) // feature_bytes))
     else:
         streamed = max(1, min(n2, budget // (8 * feature_bytes)))
-        held = max(streamed, min(n1, (budget - streamed * feature_bytes) // feature_bytes))
-    bound = max(1, PAIR_BYTES // (max(held, streamed) * pair_bytes))
+        held = min(n1, max(streamed, (budget - streamed * feature_bytes) // feature_bytes))
+    bound = max(1, pair_budget // (max(held, streamed) * pair_bytes))
     diagonal = min(held, max(math.ceil(held / 8), math.ceil(64 / gemm_rows)))
     return Plan(held, streamed, max(1, min(diagonal, bound)), max(1, min(held, bound)))
 
 
-def fill_kernel(
-    backend: KernelBackend, x1: Tensor, x2: Tensor | None, n_out: int, dtype: torch.dtype, block: int | None
-) -> dict[str, Tensor]:
-    """Kernels {group: (N1, N2, ...)} filled block by block; with ``x2=None`` the upper triangle is mirrored.
+@dataclasses.dataclass(frozen=True)
+class KernelPlan:
+    """How :func:`fill_kernel` fills a kernel: its ``route`` ("blocks", "outputs" or "output forwards", see the
+    module docstring), block sizes, the samples whose features are computed at once (``chunk``), and the
+    ``workspace``: bytes it needs besides the result (held features, a chunk's working memory, temporaries)."""
 
-    Traced and diagonal kernels are sums over outputs of single-output kernels: when the backend streams
-    outputs (``output_features``) and every sample's single-output features fit the budget, one pass over
-    the outputs fills the whole kernel, holding 1/O of the features (and keeping them hot in cache).
-    """
+    route: str
+    blocks: Plan
+    chunk: int
+    workspace: int
+
+
+def plan_kernel(
+    backend: KernelBackend, x1: Tensor, x2: Tensor | None, n_out: int, dtype: torch.dtype, block: int | None,
+    reserved: int = 0,
+) -> KernelPlan:  # fmt: skip
+    """The plan of an (N1, N2) kernel within :func:`feature_budget` (``reserved``: the result's bytes); with
+    ``block`` (a user's ``block_size``) every block holds at most that many samples, computed at once."""
     symmetric, mode = x2 is None, backend.mode
-    x2 = x1 if symmetric else x2
-    n1, n2 = x1.shape[0], x2.shape[0]
+    n1 = x1.shape[0]
+    n2 = n1 if symmetric else x2.shape[0]
+    samples = n1 + (0 if symmetric else n2)
     itemsize = torch.finfo(dtype).bits // 8
-    per_pair = {"full": n_out * n_out, "diag": n_out, "trace": 1}[mode]
-    budget = feature_budget(x1.device)
-    tail = (n_out, n_out) if mode == "full" else (n_out,) if mode == "diag" else ()
-    out = {key: torch.empty((n1, n2, *tail), dtype=dtype, device=x1.device) for key in backend.groups}
+    pair_bytes = {"full": n_out * n_out, "diag": n_out, "trace": 1}[mode] * itemsize
+    budget = feature_budget(x1.device, reserved)
+    pair_budget = min(PAIR_BYTES, budget // 4 // TEMPORARY_COPIES)  # temporaries within a quarter of the budget
+    feature_bytes, working = backend.bytes_per_sample(x1)
     # sketched features are small once sketched: holding them beats streaming outputs through unsketched buffers
     streams = mode != "full" and block is None and hasattr(backend, "output_features")
     streams = streams and not getattr(backend, "sketch_dim", None)
-    streams = streams and backend.output_streaming_overhead(x1) <= STREAMING_OVERHEAD
-    feature_bytes, working = backend.bytes_per_sample(x1)
-    if streams:
+    if streams and backend.output_streaming_overhead(x1) <= STREAMING_OVERHEAD:
         output_bytes, output_working = backend.output_bytes_per_sample(x1)
-        samples = n1 + (0 if symmetric else n2)
-        p = plan(n1, n2, symmetric, 1, itemsize, 1, budget, None)
-        if samples * (output_bytes + output_working) <= budget:  # one forward, all outputs streamed
-            per_output = zip(*[backend.output_features(x) for x in (x1, x2)[: 1 if symmetric else 2]], strict=True)
-        elif samples * output_bytes <= budget * 3 // 4 < samples * feature_bytes:  # a forward per output
-            chunk = max(1, budget // 4 // max(output_working, 1))
+        p = plan(n1, n2, symmetric, 1, itemsize, 1, budget, None, pair_budget)
+        temporaries = TEMPORARY_COPIES * max(p.diagonal_strip, p.strip) * n2 * itemsize
+        if samples * (output_bytes + output_working) <= budget:
+            return KernelPlan("outputs", p, samples, samples * (output_bytes + output_working) + temporaries)
+        if samples * output_bytes <= budget * 3 // 4 < samples * feature_bytes:
+            chunk = min(max(1, budget // 4 // max(output_working, 1)), max(n1, n2))
+            workspace = samples * output_bytes + chunk * output_working + temporaries
+            return KernelPlan("output forwards", p, chunk, workspace)
+    gemm_rows = n_out if mode == "full" else 1
+    p = plan(n1, n2, symmetric, max(feature_bytes, 1), pair_bytes, gemm_rows, budget * 3 // 4, block, pair_budget)
+    chunk = min(block or max(1, budget // 4 // max(working, 1)), max(p.held, p.streamed))
+    one_block = symmetric and p.held >= n1  # then no column block is held next to the row block
+    columns, height = (0, p.diagonal_strip) if one_block else (p.streamed, max(p.diagonal_strip, p.strip))
+    temporaries = TEMPORARY_COPIES * height * max(p.held, p.streamed) * pair_bytes
+    workspace = (p.held + columns) * feature_bytes + chunk * working + temporaries
+    return KernelPlan("blocks", p, chunk, workspace)
+
+
+def fill_kernel(
+    backend: KernelBackend, kernel_plan: KernelPlan, x1: Tensor, x2: Tensor | None, n_out: int, dtype: torch.dtype
+) -> dict[str, Tensor]:
+    """Kernels {group: (N1, N2, ...)} filled by ``kernel_plan``; with ``x2=None`` the upper triangle is mirrored."""
+    symmetric, mode = x2 is None, backend.mode
+    x2 = x1 if symmetric else x2
+    n1, n2 = x1.shape[0], x2.shape[0]
+    tail = (n_out, n_out) if mode == "full" else (n_out,) if mode == "diag" else ()
+    out = {key: torch.empty((n1, n2, *tail), dtype=dtype, device=x1.device) for key in backend.groups}
+    p, chunk, inputs = kernel_plan.blocks, kernel_plan.chunk, (x1,) if symmetric else (x1, x2)
+    if kernel_plan.route != "blocks":
+        if kernel_plan.route == "outputs":
+            per_output = zip(*[backend.output_features(x) for x in inputs], strict=True)
+        else:
 
             def one_output(o: int) -> tuple:
-                return tuple(assemble(lambda c: backend.output_features_of(c, o), x, chunk)
-                             for x in (x1, x2)[: 1 if symmetric else 2])  # fmt: skip
+                return tuple(assemble(lambda c: backend.output_features_of(c, o), x, chunk) for x in inputs)
 
             per_output = (one_output(o) for o in range(n_out))
-        else:
-            per_output = None
-        if per_output is not None:
-            with torch.no_grad():
-                _fill_by_output(backend, per_output, n1, symmetric, out, p.diagonal_strip, p.strip)
-            return out
-    gemm_rows = n_out if mode == "full" else 1
-    p = plan(n1, n2, symmetric, max(feature_bytes, 1), per_pair * itemsize, gemm_rows, budget * 3 // 4, block)
-    chunk = block or max(1, budget // 4 // max(working, 1))  # samples whose working memory may coexist
+        with torch.no_grad():
+            _fill_by_output(backend, per_output, n1, symmetric, out, p.diagonal_strip, p.strip)
+        return out
 
     def features(x: Tensor) -> Any:
         return assemble(backend.features, x, chunk)

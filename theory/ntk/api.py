@@ -79,15 +79,17 @@ def empirical_ntk(
         diagonal_outputs: return the output diagonal Θ_oo, shape (N1, N2, O).
         implementation: a :class:`NTKImplementation` (default ``"auto"``).
         block_size: samples whose features (and working memory) are held at once (default: as many as a
-            memory budget allows, 2 GiB on the host, a quarter of the free memory on CUDA; see
-            :mod:`theory.ntk._blocks`); ``block_size >= N`` computes every feature once in one block.
+            memory budget allows, 2 GiB on the host, a quarter of the free memory on CUDA, at most half of the
+            memory left after the result; see :mod:`theory.ntk._blocks`); ``block_size >= N`` computes every
+            feature once in one block.
         dtype: compute and result dtype (default: ``x1``'s floating dtype, else the parameters').
         per_layer: return ``{module path: kernel}`` with one entry per parameter-owning module; they sum
             to the total.
-        sum_outputs: return the pseudo-NTK of Mohamadi et al. 2023, the kernel of the summed outputs
+        sum_outputs: return the pseudo-NTK of Mohamadi et al. 2023, the kernel of the scaled summed outputs
             g = (1/√O) Σ_o f_o: Θ_p(x, x') = (1/O) Σ_{o,o'} Θ_oo'(x, x'), shape (N1, N2); one backward per
-            sample instead of O. It approaches the traced kernel when the off-diagonal Θ_oo' vanish (wide
-            readout at initialisation).
+            sample instead of O. Θ_p − Θ_tr = (1/O) Σ_{o≠o'} Θ_oo', and Mohamadi et al. bound it: at
+            initialisation the cross-output blocks vanish as the readout widens, so Θ_p → Θ_tr; after
+            training they need not.
         sketch_dim: project each layer's per-sample gradients with more than ``sketch_dim`` coordinates on
             ``sketch_dim`` count-sketch directions S (E[S Sᵀ] = I, Charikar et al. 2002), so the kernel is an
             unbiased estimate Θ̂ = (J S)(J S)ᵀ held in O·k memory per sample (cf. TRAK, Park et al. 2023).
@@ -147,8 +149,11 @@ def empirical_ntk(
     backend = _BACKENDS[impl](view, groups, mode, **sketch)
     xc1, xc2 = view.cast_input(x1), None if x2 is None else view.cast_input(x2)
     n_out = view(xc1[:1]).shape[1]
-    _guards.check_memory(backend, view, x1, x2, block_size)
-    out = _blocks.fill_kernel(backend, xc1, xc2, n_out, view.dtype, block_size)
+    n2 = x1.shape[0] if x2 is None else x2.shape[0]
+    result = _guards.kernel_nbytes(x1.shape[0], n2, n_out, mode=mode, dtype=view.dtype, n_groups=len(groups))
+    plan = _blocks.plan_kernel(backend, xc1, xc2, n_out, view.dtype, block_size, reserved=result)
+    _guards.check_memory(backend, x1, x2, n_out, view.dtype, plan.workspace, block_size)
+    out = _blocks.fill_kernel(backend, plan, xc1, xc2, n_out, view.dtype)
     return out if per_layer else out[""]
 
 

@@ -16,8 +16,6 @@ from theory.ntk._factors import CountSketch, sketch_seed
 from theory.ntk._guards import probe_model
 from theory.ntk._model import ModelView, make_view, translate_torch_func_errors
 
-_CHUNK_BYTES = 2**28  # Jacobian bytes of one vmap(jacrev) chunk
-
 
 def jacobian(
     f: nn.Module, x: Tensor, *, params: Iterable[str] | None = None, dtype: torch.dtype | None = None
@@ -74,8 +72,7 @@ def contract(g1: Tensor, g2: Tensor, mode: str) -> Tensor:
 class JacobianBackend:
     """Kernel blocks as contractions of per-sample Jacobian blocks, one parameter group at a time.
 
-    Jacobians are formed in chunks of samples that keep ``vmap(jacrev)``'s temporaries near 256 MB. With
-    ``sketch_dim`` = k each owning module's Jacobian columns (if more than k) are count-sketched to k.
+    With ``sketch_dim`` = k each owning module's Jacobian columns (if more than k) are count-sketched to k.
     """
 
     def __init__(
@@ -100,10 +97,11 @@ class JacobianBackend:
         return size if self.sketch_dim is None else min(size, self.sketch_dim)
 
     def bytes_per_sample(self, x: Tensor) -> tuple[int, int]:
-        """Held Jacobian (or sketch) bytes per sample; the working memory is bounded by the chunks."""
-        n_out = self.view(x[:1]).shape[1]
+        """Held Jacobian (or sketch) bytes per sample, and the working memory: the unsketched Jacobian
+        ``vmap(jacrev)`` returns and one copy of it (concatenation or sketch)."""
+        n_out, itemsize = self.view(x[:1]).shape[1], torch.finfo(self.view.dtype).bits // 8
         width = sum(self._width(o) for owners in self.owners.values() for o in owners)
-        return n_out * width * (torch.finfo(self.view.dtype).bits // 8), 0
+        return n_out * width * itemsize, 2 * n_out * self.view.n_params * itemsize
 
     def _sketch(self, owner: str, size: int, like: Tensor) -> CountSketch | None:
         if self.sketch_dim is None or size <= self.sketch_dim:
@@ -114,19 +112,15 @@ class JacobianBackend:
         return self.sketches[owner]
 
     def features(self, x: Tensor) -> dict[str, Tensor]:
-        n, n_out = x.shape[0], self.view(x[:1]).shape[1]
-        full_bytes = n_out * self.view.n_params * (torch.finfo(self.view.dtype).bits // 8)
-        chunk = max(1, _CHUNK_BYTES // full_bytes)
-        out = {key: x.new_empty((n, n_out, sum(self._width(o) for o in owners)), dtype=self.view.dtype)
-               for key, owners in self.owners.items()}  # fmt: skip
-        for start in range(0, n, chunk):
-            jac = jacobian_features(self.view, x[start : start + chunk], self.view.groups)
-            for key, owners in self.owners.items():
-                pieces = []
-                for owner in owners:
-                    sketch = self._sketch(owner, jac[owner].shape[2], jac[owner])
-                    pieces.append(jac[owner] if sketch is None else sketch(jac[owner]))
-                out[key][start : start + chunk] = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2)
+        """Jacobians (B, O, P_g) of each group, owners sketched where ``sketch_dim`` is set."""
+        jac = jacobian_features(self.view, x, self.view.groups)
+        out = {}
+        for key, owners in self.owners.items():
+            pieces = []
+            for owner in owners:
+                sketch = self._sketch(owner, jac[owner].shape[2], jac[owner])
+                pieces.append(jac[owner] if sketch is None else sketch(jac[owner]))
+            out[key] = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2)
         return out
 
     def contract(self, f1: dict[str, Tensor], f2: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -16,7 +16,7 @@ from torch.func import jvp, vjp, vmap
 
 from theory._validation import check_positive_int
 from theory.ntk._blocks import feature_budget
-from theory.ntk._guards import probe_model
+from theory.ntk._guards import check_operator_memory, probe_model
 from theory.ntk._model import ModelView, make_view, translate_torch_func_errors
 
 _CHUNK_BYTES = 2**27
@@ -93,6 +93,10 @@ def ntk_operator(
         block_size: samples per vjp/jvp (default: all whose saved activations fit a quarter of the feature
             budget of :mod:`theory.ntk._blocks`; their pullback is then kept between products).
 
+    Raises:
+        The probe's :class:`~theory.ntk.NTKInputError` subclasses (as ``empirical_ntk``), and
+        :class:`~theory.ntk.KernelMemoryError` when one block's saved activations and the tangents cannot fit.
+
     Example:
         >>> op = ntk_operator(torch.nn.Linear(3, 2), torch.ones(4, 3))
         >>> op.shape
@@ -111,8 +115,10 @@ def ntk_operator(
     sel = view.selected
     n = xc.shape[0]
     n_out = view(xc[:1]).shape[1]
+    saved = max(_saved_bytes(view, xc[:1]), 1)
     if block_size is None:
-        block_size = max(1, min(n, feature_budget(xc.device) // 4 // max(_saved_bytes(view, xc[:1]), 1)))
+        block_size = max(1, min(n, feature_budget(xc.device) // 4 // saved))
+    check_operator_memory(min(block_size, n), saved, view.n_params * view.dtype.itemsize, xc.device)
     blocks = [slice(i, min(i + block_size, n)) for i in range(0, n, block_size)]
     kept = {}
 
