@@ -152,13 +152,12 @@ class StructuredBackend:
         collectors = [self._collector(p, inputs[p].detach(), perturbations[p], slots, mode) for p in paths]
         return out, paths, [perturbations[p] for p in paths], collectors, (inputs, versions)
 
-    def _deltas(self, out: Tensor, leaves: list[Tensor], o: int) -> tuple[Tensor, ...]:
-        """δ of every layer for output o: one backward of Σ_n f_o(x_n) (samples do not interact)."""
+    def _deltas(self, out: Tensor, leaves: list[Tensor], o: int, last: bool) -> tuple[Tensor, ...]:
+        """δ of every layer for output o: one backward of Σ_n f_o(x_n) (samples do not interact); the graph is
+        freed after the ``last`` output's."""
         with torch.enable_grad():
             total = out[:, o].sum()
-        return torch.autograd.grad(
-            total, leaves, retain_graph=o < out.shape[1] - 1, allow_unused=True, materialize_grads=True
-        )
+        return torch.autograd.grad(total, leaves, retain_graph=not last, allow_unused=True, materialize_grads=True)
 
     def _gather(self, paths: list[str], collectors: list, captured: tuple[dict, dict]) -> dict[str, list[Factor]]:
         inputs, versions = captured
@@ -174,7 +173,7 @@ class StructuredBackend:
         """Factors of every layer for all O outputs (one backward per output: faster than is_grads_batched)."""
         out, paths, leaves, collectors, captured = self._prepare(x, None, self.mode)
         for o in range(out.shape[1]):
-            for collector, delta in zip(collectors, self._deltas(out, leaves, o), strict=True):
+            for collector, delta in zip(collectors, self._deltas(out, leaves, o, o == out.shape[1] - 1), strict=True):
                 collector.add(o, delta)
         return self._gather(paths, collectors, captured)
 
@@ -183,7 +182,7 @@ class StructuredBackend:
         traced and diagonal kernels are sums over o of single-output kernels, so they need 1/O of the memory."""
         out, paths, leaves, collectors, captured = self._prepare(x, 1, "trace")
         for o in range(out.shape[1]):
-            for collector, delta in zip(collectors, self._deltas(out, leaves, o), strict=True):
+            for collector, delta in zip(collectors, self._deltas(out, leaves, o, o == out.shape[1] - 1), strict=True):
                 collector.add(0, delta)
             yield self._gather(paths, collectors, captured)
 
@@ -191,10 +190,7 @@ class StructuredBackend:
         """The factors of output o alone (a forward and one backward): for kernels too large to keep every
         sample's activations while the outputs are streamed, each output's features are built in chunks."""
         out, paths, leaves, collectors, captured = self._prepare(x, 1, "trace")
-        with torch.enable_grad():
-            total = out[:, o].sum()
-        deltas = torch.autograd.grad(total, leaves, allow_unused=True, materialize_grads=True)
-        for collector, delta in zip(collectors, deltas, strict=True):
+        for collector, delta in zip(collectors, self._deltas(out, leaves, o, last=True), strict=True):
             collector.add(0, delta)
         return self._gather(paths, collectors, captured)
 
