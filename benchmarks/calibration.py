@@ -14,7 +14,9 @@ Prints one table (rates with Monte-Carlo standard errors, and whether each kind'
 quantity, and the wall time; writes the power figure ``benchmarks/figures/calibration.png``. Targets: false
 "supported" <= α + 2 s.e. for the null quantity, the confounded-only quantity, the wrong sign and the null law;
 false "falsified" <= α + 2 s.e. for the true driver and the true law. The wrong law's rate of "supported" is a
-want of power (a linear law that the data cannot tell from the logarithm), reported, not a target.
+want of power (a linear law that the data cannot tell from the logarithm), reported, not a target. The event
+order and equivalence kinds hold "supported" on their boundary and "falsified" for a true claim to the same
+target; with runs as their units they miss it (README, calibration section).
 """
 
 from __future__ import annotations

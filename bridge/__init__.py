@@ -21,6 +21,8 @@ _EXPORTS = {
     "Test": "bridge.hypothesis",
     "load_hypotheses": "bridge.hypothesis",
     "parse_hypotheses": "bridge.hypothesis",
+    "StudyPlan": "bridge.plan",
+    "plan_hypotheses": "bridge.plan",
     "PreregStatus": "bridge.prereg",
     "Registration": "bridge.prereg",
     "preregister": "bridge.prereg",

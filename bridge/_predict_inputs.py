@@ -81,7 +81,14 @@ def build_model(factory: Callable[[], torch.nn.Module], name: str) -> torch.nn.M
         net = factory()
     if not isinstance(net, torch.nn.Module):
         raise ModelLoadError(f"The model factory {name} must return a torch.nn.Module. Got {type(net).__name__}.")
+    if bad := _non_finite(net.state_dict()):
+        raise ModelLoadError(f"The model factory {name} returned a model with NaN or Inf in {_few(bad)}.")
     return net
+
+
+def _non_finite(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating tensors of a state dict that hold NaN or Inf (every kernel entry would be NaN)."""
+    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 @contextlib.contextmanager
@@ -136,6 +143,11 @@ def load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
     if problems:
         raise CheckpointError(
             f"The checkpoint '{path}' does not fit the model {type(model).__name__}: {'; '.join(problems)}."
+        )
+    if bad := _non_finite(state):
+        raise CheckpointError(
+            f"The checkpoint '{path}' holds NaN or Inf in {_few(bad)}: every kernel entry and measure of the model "
+            "would be NaN (did the training run that saved it diverge?)."
         )
     model.load_state_dict(state)
 

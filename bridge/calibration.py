@@ -20,13 +20,33 @@ configuration whose *mean outcome* departs from the law is, by definition, a lac
 built to detect), and ``loss_null`` = 0.3 + u_c + ε with u_c ~ N(0, 0.02²), which does not depend on q_law
 (configuration effects in the outcome, the threat to a test that counts seeds as units); ε ~ N(0, 0.02²).
 
+For event orderings the sweep records a per-run ``lag`` = step(B) − step(A) = −τ + effect · σ + u_c + ε_run
+with tolerance τ = :data:`EVENT_TOLERANCE` and u_c, ε ~ N(0, 1/2) (σ = 1: half of the lag's variance between
+configurations), and ``lag_null`` with the same noise centred on −τ (the boundary of the claim). For
+equivalences every other configuration is in ``arm`` 1 (the others in arm 0), ``y_equal`` = u_c + ε has no
+difference between the arms and ``y_apart`` differs by exactly the margin, which the hypothesis sets to
+``effect`` (σ = 1), the boundary of the claim.
+
+Effect units (what ``[hypothesis.power] effect`` declares, :func:`design_effect` converts them): a rank claim's
+effect is the *configuration-level Kendall τ* between the quantity and the outcome (the τ of their configuration
+means over a sweep of many configurations, :func:`configuration_tau`); effect 1 (the benchmark's) is τ = 0.75
+and the model cannot exceed :data:`TAU_CEILING` (the outcome also depends on the confounder). A law's effect is
+its *signal-to-noise ratio*: the standard deviation over configurations of the law's mean outcome divided by
+the seed-level noise σ_ε (:data:`LAW_SNR_PER_EFFECT` per unit of the simulation's slope: 1.82). An event
+ordering's is the standardised distance of the mean lag from −tolerance, (E lag + τ)/sd(lag); an equivalence's
+is the margin in standard deviations of a run's value (the true difference being 0).
+
 Each replication writes one hypothesis file with one hypothesis per :class:`HypothesisKind` and runs the real
 engine on it (:func:`bridge.parse_hypotheses` then :func:`bridge.falsify_tables`, the path of ``unitheory
 falsify`` after the run tables are built). :data:`RANK_KINDS`: a true driver under the default rank tests and
 under all five, a wrong sign, a null quantity and a confounded-only quantity (default negative controls);
 :data:`LAW_KINDS`: the true law, a wrong law (linear in q_law) and a law of a null outcome (``controls = []``:
-the law's own adequacy is calibrated). ``benchmarks/calibration.py`` prints the rates and draws the power
-figure; :func:`power` gives the rates of the three verdicts of any kind for a planned design.
+the law's own adequacy is calibrated); :data:`EVENT_KINDS` and :data:`EQUIVALENCE_KINDS`: a true claim and one
+on the boundary of the claim (whose rate of "supported" is held to α + 2 s.e.). ``benchmarks/calibration.py``
+prints the rates and draws the power figure; :func:`power` gives the rates of the three verdicts of any kind
+(or of :func:`rank_kind`, a rank claim with the tests, controls and confounder of a planned hypothesis) for a
+planned design, and ``unitheory study NAME --plan`` the power of every hypothesis of a study
+(:mod:`bridge.plan`).
 """
 
 from __future__ import annotations
@@ -34,12 +54,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 
 from bridge.falsification import falsify_tables
-from bridge.hypothesis import DEFAULT_TESTS, TESTS_FOR, Kind, Test, parse_hypotheses
+from bridge.hypothesis import DEFAULT_CONTROLS, DEFAULT_TESTS, TESTS_FOR, Kind, Test, parse_hypotheses
 from bridge.verdicts import Verdict
 from theory._validation import check_in_range, check_option, check_positive_int
 
@@ -52,6 +74,30 @@ RANK_TESTS = tuple(t.value for t in DEFAULT_TESTS[Kind.RANK])
 ALL_RANK_TESTS = tuple(t.value for t in TESTS_FOR[Kind.RANK] if t is not Test.CMI_PGDL)
 #: resamples per permutation null and bootstrap: p-values down to 1/200, enough for Holm over 5 tests at 5%
 N_RESAMPLES = 199
+#: the law's slope per unit of effect, the seed noise σ_ε and the configuration effect in log(q_law)
+LAW_SLOPE, LAW_NOISE, LAW_CONFIG_SD = 0.05, 0.02, 0.3
+#: the law's signal-to-noise per unit of effect: LAW_SLOPE · sd(log q_law over configurations) / σ_ε, with log
+#: w_c uniform over one decade in the limit of many configurations (sd ln 10 / √12) plus the configuration effect
+LAW_SNR_PER_EFFECT = LAW_SLOPE * math.sqrt(math.log(10) ** 2 / 12 + LAW_CONFIG_SD**2) / LAW_NOISE
+#: the event orderings' tolerance (in steps; the lags are in units of their standard deviation, 1)
+EVENT_TOLERANCE = 10.0
+#: the largest configuration-level Kendall τ of the rank model (:func:`configuration_tau` as the effect grows)
+TAU_CEILING = 0.83  # 0.834 in the limit
+#: the simulation effect used for a rank effect at (or above) the ceiling
+EFFECT_CAP = 20.0
+#: the default effect of each prediction kind in the units above ("a moderate effect"): configuration-level τ 0.5
+#: (three concordant configuration pairs in four), a law whose signal over configurations is as large as one
+#: run's noise, a mean lag half a standard deviation inside the tolerance, an equivalence margin of half a
+#: standard deviation (Cohen's "medium" d)
+DEFAULT_EFFECTS: dict[Kind, float] = {Kind.RANK: 0.5, Kind.FUNCTIONAL: 1.0, Kind.EVENT: 0.5, Kind.EQUIVALENCE: 0.5}
+#: what the effect of each prediction kind measures
+EFFECT_UNITS: dict[Kind, str] = {
+    Kind.RANK: "configuration-level Kendall τ",
+    Kind.FUNCTIONAL: "signal-to-noise (sd of the law over configurations / seed noise)",
+    Kind.EVENT: "standardised lag (mean lag + tolerance) / sd(lag)",
+    Kind.EQUIVALENCE: "margin / sd of a run's value",
+}
+_HALF = math.sqrt(0.5)
 
 
 @dataclass(frozen=True)
@@ -84,12 +130,26 @@ class HypothesisKind:
     tests: tuple[str, ...] = RANK_TESTS
     right: Verdict | None = None
     target: bool = True
+    lag: str = "lag"  #: the simulated column that is the event table's lag (event orderings)
 
 
-def _rank(quantity: str, direction: str) -> str:
+def _rank(
+    quantity: str,
+    direction: str,
+    *,
+    confounder: bool = True,
+    controls: Sequence[str] | None = None,
+    margin: float | None = None,
+) -> str:
+    """A rank hypothesis on ``quantity``: the confounder ``weight_norm`` declared or not, the given controls
+    (None: the default ones), an equivalence margin if any."""
     return (
-        f'quantity = "{quantity}"\noutcome = "test_error"\nconfounders = ["weight_norm"]\ntests = {{tests}}\n'
-        f'scope = {{{{ axes = ["width"] }}}}\nprediction = {{{{ kind = "rank", direction = "{direction}" }}}}\n'
+        f'quantity = "{quantity}"\noutcome = "test_error"\n'
+        + ('confounders = ["weight_norm"]\n' if confounder else "")
+        + ("" if controls is None else "controls = [" + ", ".join(f'"{c}"' for c in controls) + "]\n")
+        + ("" if margin is None else f"equivalence_margin = {margin!r}\n")
+        + f'tests = {{tests}}\nscope = {{{{ axes = ["width"] }}}}\n'
+        f'prediction = {{{{ kind = "rank", direction = "{direction}" }}}}\n'
     )
 
 
@@ -119,15 +179,116 @@ LAW_KINDS = (
     HypothesisKind("wrong law", _law("loss", "a + b*q_law"), _S, ("fit",), right=_F, target=False),
     HypothesisKind("null law", _law("loss_null", "a + b*log(q_law)"), _S, ("fit",)),
 )
+
+
+def _event() -> str:
+    return (
+        'quantity = "q_driver"\noutcome = "test_error"\ncontrols = []\ntests = {tests}\n'
+        'scope = {{ axes = ["width"] }}\n[hypothesis.prediction]\nkind = "event_order"\n'
+        'first = {{ expression = "q_driver", above = 0.0 }}\nsecond = {{ expression = "test_error", below = 0.5 }}\n'
+        f"tolerance = {EVENT_TOLERANCE!r}\n"
+    )
+
+
+def _equivalence(variable: str) -> str:
+    return (
+        f'quantity = "{variable}"\noutcome = "{variable}"\ncontrols = []\ntests = {{tests}}\n'
+        f'equivalence_margin = {{margin}}\nscope = {{{{ axes = ["width"] }}}}\n[hypothesis.prediction]\n'
+        f'kind = "equivalence"\nvariable = "{variable}"\nby = "arm"\nlevels = [0, 1]\n'
+    )
+
+
+#: an event ordering that holds (the mean lag ``effect`` standard deviations inside the tolerance) and one whose
+#: median lag sits on the tolerance (the boundary: "supported" is an error)
+EVENT_KINDS = (
+    HypothesisKind("true order", _event(), _F, ("event_order",), right=_S),
+    HypothesisKind("boundary order", _event(), _S, ("event_order",), lag="lag_null"),
+)
+#: equivalence within a margin of ``effect`` standard deviations: no true difference, and a difference of exactly
+#: the margin (the boundary: "supported" is an error)
+EQUIVALENCE_KINDS = (
+    HypothesisKind("true equivalence", _equivalence("y_equal"), _F, ("tost",), right=_S),
+    HypothesisKind("boundary equivalence", _equivalence("y_apart"), _S, ("tost",)),
+)
 #: every kind, by name
-KINDS = {k.name: k for k in RANK_KINDS + LAW_KINDS}
+KINDS = {k.name: k for k in RANK_KINDS + LAW_KINDS + EVENT_KINDS + EQUIVALENCE_KINDS}
+
+
+def rank_kind(
+    tests: Sequence[str] = RANK_TESTS,
+    *,
+    controls: Sequence[str] = DEFAULT_CONTROLS,
+    confounder: bool = True,
+    margin: float | None = None,
+) -> HypothesisKind:
+    """A true driver tested like a planned rank hypothesis: its ``tests``, the simulated negative ``controls`` it
+    declares (a subset of :data:`~bridge.hypothesis.DEFAULT_CONTROLS`), the confounder ``weight_norm`` declared
+    or not, and its equivalence ``margin``. Its name lists them (the key of :mod:`bridge.plan`'s power table)."""
+    unknown = sorted(set(controls) - set(DEFAULT_CONTROLS))
+    if unknown:
+        raise ValueError(f"The 'controls' parameter of rank_kind must be among {list(DEFAULT_CONTROLS)} (the "
+                         f"simulated ones). Got {unknown} instead.")  # fmt: skip
+    controls = tuple(c for c in DEFAULT_CONTROLS if c in controls)
+    name = (
+        f"true driver: {'+'.join(tests)}; controls {'+'.join(controls) or 'none'}; "
+        f"{'confounder' if confounder else 'no confounder'}" + ("" if margin is None else f"; margin {margin:g}")
+    )
+    body = _rank("q_driver", "increasing", confounder=confounder, controls=controls, margin=margin)
+    return HypothesisKind(name, body, _F, tuple(tests), right=_S)
+
+
+def _pair_draws(n_pairs: int = 200_000) -> np.ndarray:
+    """Common random numbers of :func:`configuration_tau`: for two configurations each, x ~ U(−1, 1) and the
+    configuration effects of weight_norm, of q_driver and of the outcome."""
+    rng = np.random.default_rng(20260101)
+    return np.stack([rng.uniform(-1, 1, (2, n_pairs)), *rng.normal(0, 0.5, (3, 2, n_pairs))])
+
+
+_DRAWS = lru_cache(maxsize=1)(_pair_draws)
+
+
+def configuration_tau(effect: float) -> float:
+    """The configuration-level Kendall τ of the rank model at a simulation ``effect``: τ between the configuration
+    means of q_driver (x + a + b) and of the outcome, which rise with its configuration logit effect · (2x + 2a +
+    b) + u (the seed noise averages out), over configurations with x ~ U(−1, 1) (the limit of the evenly spaced
+    ones); estimated on 200,000 pairs of configurations (s.e. about 0.002), the same draws for every effect.
+
+    Example:
+        >>> round(configuration_tau(1.0), 2)
+        0.75
+    """
+    x, a, b, u = _DRAWS()
+    q, logit = x + a + b, effect * (2 * x + 2 * a + b) + u
+    return float(np.mean(np.sign(q[0] - q[1]) * np.sign(logit[0] - logit[1])))
+
+
+@lru_cache(maxsize=256)
+def _rank_effect(tau: float) -> float:
+    return float(optimize.brentq(lambda e: configuration_tau(e) - tau, 0.0, EFFECT_CAP, xtol=1e-4))
+
+
+def design_effect(kind: Kind, effect: float) -> float:
+    """The simulation's ``Design.effect`` for a declared ``effect`` of a prediction ``kind`` (units: module
+    docstring, :data:`EFFECT_UNITS`); a rank effect at or above :data:`TAU_CEILING` raises ``ValueError``.
+
+    Example:
+        >>> round(design_effect(Kind.RANK, 0.75), 1), round(design_effect(Kind.FUNCTIONAL, 1.0), 3)
+        (1.0, 0.548)
+    """
+    check_in_range("effect", effect, 0, None, inclusive=(False, True), owner="design_effect")
+    if kind is Kind.RANK:
+        if effect >= TAU_CEILING:
+            raise ValueError(f"The 'effect' parameter of design_effect must be below the rank model's ceiling "
+                             f"τ = {TAU_CEILING} for a rank claim. Got {effect!r} instead.")  # fmt: skip
+        return _rank_effect(round(float(effect), 6))
+    return effect / LAW_SNR_PER_EFFECT if kind is Kind.FUNCTIONAL else float(effect)
 
 
 def simulate(design: Design, random_state: int | np.random.Generator | None = None) -> pd.DataFrame:
     """One synthetic sweep (module docstring), shaped like :func:`bridge.tables.run_table` output."""
     rng = np.random.default_rng(random_state)
     g, m = design.n_configs, design.n_seeds
-    width = 8 * 2 ** np.arange(g)
+    width = 8.0 * 2.0 ** np.arange(g)  # floats: integer widths (and param_count) overflow from 29 configurations
     x = np.linspace(-1.0, 1.0, g) if g > 1 else np.zeros(1)
 
     def nested(config_sd: float = 0.5, seed_sd: float = 0.5) -> np.ndarray:
@@ -149,22 +310,34 @@ def simulate(design: Design, random_state: int | np.random.Generator | None = No
         "random_measure": rng.normal(size=(g, m)),
         "param_count": np.repeat(width * (width + 1.0), m),
     }
-    # the functional laws (drawn last, so the columns above do not depend on them)
-    columns["q_law"] = np.geomspace(1e-2, 1e-1, g)[:, None] * np.exp(nested(0.3, 0.05))
-    columns["loss"] = 0.3 + 0.05 * design.effect * np.log(columns["q_law"]) + rng.normal(0, 0.02, (g, m))
+    # the functional laws (drawn after the rank columns, so those do not depend on them)
+    columns["q_law"] = np.geomspace(1e-2, 1e-1, g)[:, None] * np.exp(nested(LAW_CONFIG_SD, 0.05))
+    columns["loss"] = 0.3 + LAW_SLOPE * design.effect * np.log(columns["q_law"]) + rng.normal(0, LAW_NOISE, (g, m))
     columns["loss_null"] = 0.3 + nested(0.02, 0.02)
+    # event orderings and equivalences (drawn last, so every column above is unchanged)
+    columns["lag"] = -EVENT_TOLERANCE + design.effect + nested(_HALF, _HALF)
+    columns["lag_null"] = -EVENT_TOLERANCE + nested(_HALF, _HALF)
+    arm = np.arange(g) % 2
+    columns["arm"] = np.repeat(arm, m)
+    columns["y_equal"] = nested(_HALF, _HALF)
+    columns["y_apart"] = nested(_HALF, _HALF) + design.effect * arm[:, None]
     frame = pd.DataFrame({k: np.asarray(v).reshape(-1) if np.ndim(v) > 1 else v for k, v in columns.items()})
     frame.insert(0, "run_id", [f"sim-{w}-{s}" for w, s in zip(frame["width"], frame["seed"], strict=True)])
     return frame.assign(spec="sim", phenomenon="sim", started_at="2026-01-01T00:00:00+00:00")
 
 
-def hypothesis_file(kinds: Sequence[HypothesisKind], alpha: float = 0.05) -> str:
-    """The TOML file with one ``[[hypothesis]]`` per kind (named after it)."""
+def hypothesis_file(kinds: Sequence[HypothesisKind], alpha: float = 0.05, effect: float = 1.0) -> str:
+    """The TOML file with one ``[[hypothesis]]`` per kind (named after it); an equivalence's margin is ``effect``."""
 
     def listed(tests: Sequence[str]) -> str:
         return "[" + ", ".join(f'"{t}"' for t in tests) + "]"
 
-    blocks = [f'[[hypothesis]]\nname = "{k.name}"\n' + k.body.format(tests=listed(k.tests)) for k in kinds]
+    if effect <= 0 and any("{margin}" in k.body for k in kinds):
+        raise ValueError(f"An equivalence kind's margin is the design's effect, which must be > 0. Got {effect!r}.")
+    blocks = [
+        f'[[hypothesis]]\nname = "{k.name}"\n' + k.body.format(tests=listed(k.tests), margin=repr(float(effect)))
+        for k in kinds
+    ]
     return f"alpha = {alpha}\n\n" + "\n".join(blocks)
 
 
@@ -177,10 +350,10 @@ def replicate(
     n_resamples: int = N_RESAMPLES,
 ) -> list[dict]:
     """One replication: simulate, falsify, and one record per kind (verdict and each test's outcome)."""
-    hypotheses = parse_hypotheses(hypothesis_file(kinds, alpha), source="<calibration>")
+    hypotheses = parse_hypotheses(hypothesis_file(kinds, alpha, design.effect), source="<calibration>")
     table = simulate(design, np.random.default_rng([design.n_configs, design.n_seeds, seed]))
-    report = falsify_tables(hypotheses, {h.name: table for h in hypotheses}, n_resamples=n_resamples,
-                            random_state=seed)  # fmt: skip
+    tables = {k.name: table if k.lag == "lag" else table.assign(lag=table[k.lag]) for k in kinds}
+    report = falsify_tables(hypotheses, tables, n_resamples=n_resamples, random_state=seed)
     rows = report.to_frame()
     own = rows[(rows["role"] == "quantity") & (rows["environment"] == "all")]
     out = []
@@ -203,12 +376,15 @@ def calibrate(
     alpha: float = 0.05,
     n_resamples: int = N_RESAMPLES,
     workers: int = 1,
+    start: int = 0,
 ) -> pd.DataFrame:
-    """Raw records of ``reps`` replications of every design (replication r of a design always draws the same
-    data). ``workers`` > 1 runs replications in a process pool (off by default)."""
+    """Raw records of ``reps`` replications of every design, numbered ``start`` to ``start + reps − 1``
+    (replication r of a design always draws the same data). ``workers`` > 1 runs replications in a process pool
+    (off by default)."""
     check_positive_int("reps", reps, owner="calibrate")
     check_positive_int("workers", workers, owner="calibrate")
-    jobs = [(d, r) for d in designs for r in range(reps)]
+    check_in_range("start", start, 0, None, owner="calibrate")
+    jobs = [(d, r) for d in designs for r in range(start, start + reps)]
     kwargs = {"alpha": alpha, "n_resamples": n_resamples}
     if workers == 1:
         records = [row for d, r in jobs for row in replicate(d, kinds, r, **kwargs)]
@@ -245,8 +421,8 @@ def summarize(raw: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 @dataclass(frozen=True)
 class Power:
     """Rates of the three verdicts on one kind of hypothesis for one design (:func:`power`); ``power`` is the
-    rate of its correct decisive verdict (supported for a true claim, falsified for a false one; NaN for a
-    null) and ``error`` the rate of its wrong one."""
+    rate of its correct decisive verdict ``right`` (supported for a true claim, falsified for a false one; NaN
+    for a null) and ``error`` the rate of its wrong one."""
 
     design: Design
     kind: str
@@ -254,19 +430,20 @@ class Power:
     falsified: float
     inconclusive: float
     reps: int
+    right: Verdict | None = Verdict.SUPPORTED
+    wrong: Verdict = Verdict.FALSIFIED
 
     @property
     def power(self) -> float:
-        right = KINDS[self.kind].right if self.kind in KINDS else Verdict.SUPPORTED
-        return math.nan if right is None else getattr(self, right.value)
+        return math.nan if self.right is None else getattr(self, self.right.value)
 
     @property
     def error(self) -> float:
-        wrong = KINDS[self.kind].wrong if self.kind in KINDS else Verdict.FALSIFIED
-        return getattr(self, wrong.value)
+        return getattr(self, self.wrong.value)
 
-    def se(self, rate: float) -> float:
-        """The Monte-Carlo standard error sqrt(rate (1 − rate) / reps) of a rate."""
+    def se(self, rate: float | None = None) -> float:
+        """The Monte-Carlo standard error sqrt(rate (1 − rate) / reps) of a rate (default: of ``power``)."""
+        rate = self.power if rate is None else rate
         return math.sqrt(rate * (1 - rate) / self.reps)
 
 
@@ -275,16 +452,19 @@ def power(
     n_seeds: int,
     effect: float = 1.0,
     *,
-    kind: str = "true driver, default tests",
+    kind: str | HypothesisKind = "true driver, default tests",
     tests: Sequence[str] | None = None,
     reps: int = 100,
     alpha: float = 0.05,
     n_resamples: int = N_RESAMPLES,
+    start: int = 0,
 ) -> Power:
-    """The rates of supported / falsified / inconclusive for one ``kind`` of :data:`KINDS` (default: a true
-    driver under the default rank tests) with ``n_configs`` configurations × ``n_seeds`` seeds, a direct effect
-    (or a law's slope) of size ``effect``, and the kind's tests or the declared ``tests``, by simulation (module
-    docstring; about 0.05 s per replication for a law, 0.2–1 s for a rank claim).
+    """The rates of supported / falsified / inconclusive for one ``kind`` (a name in :data:`KINDS`, default a
+    true driver under the default rank tests, or a :class:`HypothesisKind` such as :func:`rank_kind`) with
+    ``n_configs`` configurations × ``n_seeds`` seeds, a simulation effect ``effect`` (:func:`design_effect`
+    converts declared effects), and the kind's tests or the declared ``tests``, by simulation of replications
+    ``start`` … ``start + reps − 1`` (module docstring; about 0.05 s per replication for a law, 0.2–1 s for a
+    rank claim with every default test and control).
 
     Example:
         >>> result = power(3, 2, reps=2, tests=["kendall"])
@@ -293,9 +473,11 @@ def power(
         >>> power(6, 3, kind="true law", reps=2).power
         1.0
     """
-    check_option("kind", kind, list(KINDS), owner="power")
+    if not isinstance(kind, HypothesisKind):
+        kind = KINDS[check_option("kind", kind, list(KINDS), owner="power")]
     design = Design(n_configs, n_seeds, effect)
-    chosen = KINDS[kind] if tests is None else replace(KINDS[kind], tests=tuple(tests))
-    raw = calibrate([design], [chosen], reps, alpha=alpha, n_resamples=n_resamples)
+    chosen = kind if tests is None else replace(kind, tests=tuple(tests))
+    raw = calibrate([design], [chosen], reps, alpha=alpha, n_resamples=n_resamples, start=start)
     rates = {v.value: float((raw["verdict"] == v.value).mean()) for v in Verdict}
-    return Power(design, kind, rates["supported"], rates["falsified"], rates["inconclusive"], reps)
+    return Power(design, kind.name, rates["supported"], rates["falsified"], rates["inconclusive"], reps, kind.right,
+                 kind.wrong)  # fmt: skip

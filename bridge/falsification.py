@@ -339,7 +339,16 @@ def _missing(h: Hypothesis, table: pd.DataFrame) -> list[str]:
 
 
 def _untestable(h: Hypothesis, table: pd.DataFrame) -> str | None:
-    """Why a functional law cannot be fitted where it says (``fit_on`` names no environment of the runs), or None."""
+    """Why ``h`` cannot be tested on these runs, or None: no run is in scope, ``scope.axes`` names a column no run
+    in scope has (its configurations, the units of inference, cannot be formed), or a functional law's ``fit_on``
+    names no environment of the runs."""
+    if table.empty:
+        scope = {"specs": list(h.scope.specs), "phenomena": list(h.scope.phenomena)}
+        where = "; ".join(f"scope.{key} = {names}" for key, names in scope.items() if names)
+        return f"no run of the store is in scope{f' ({where})' if where else ''}"
+    absent = [a for a in h.scope.axes if a not in table.columns or table[a].isna().all()]
+    if absent:
+        return f"scope.axes names {absent}, which no run in scope has, so its configurations cannot be formed"
     fit_on, env = h.prediction.fit_on, h.scope.environment
     if h.prediction.kind is not Kind.FUNCTIONAL or fit_on is None:
         return None
@@ -413,9 +422,9 @@ def falsify_tables(
     for h in hypotheses:
         table = tables[h.name]
         missing = _missing(h, table)
-        if missing or table.empty:
+        if missing and not table.empty:
             along = " along training" if h.scope.over is Over.STEPS else ""
-            skipped[h.name] = f"the runs in scope do not record {missing or 'anything'}{along}"
+            skipped[h.name] = f"the runs in scope do not record {missing}{along}"
             continue
         if reason := _untestable(h, table):
             skipped[h.name] = reason

@@ -2,7 +2,14 @@
 
 A hypothesis names an explanatory quantity, an outcome, its scope, one prediction (a rank relation, a sympy
 functional form with a null model, an event ordering, or an equivalence), the tests to run, α, an equivalence
-margin, declared confounders and the negative controls to beat (Jeffares & van der Schaar 2025 checklist).
+margin, declared confounders and the negative controls to beat (Jeffares & van der Schaar 2025 checklist), and
+optionally the size of the effect it claims (``[hypothesis.power] effect = ...``), which ``unitheory study NAME
+--plan`` turns into the power of the study's design (:mod:`bridge.plan`). The effect's unit depends on the
+prediction kind (:data:`bridge.calibration.EFFECT_UNITS`): a rank claim's is the configuration-level Kendall τ
+between the quantity and the outcome (in (0, 1)); a law's its signal-to-noise ratio (the standard deviation of
+the law's mean outcome over configurations divided by the seed-level noise); an event ordering's the mean lag's
+distance inside the tolerance in standard deviations of the lag; an equivalence's the margin in standard
+deviations of a run's value.
 Malformed files raise :class:`HypothesisFileError` naming the file, the key and the reason. Formulas are
 parsed without evaluating their text (:mod:`bridge.expressions`), so a hostile file is refused, naming the
 offending construct. See ``bridge/hypotheses/*.toml`` for worked examples.
@@ -150,7 +157,8 @@ class Hypothesis:
     file-level list), ``controls = []`` opts out explicitly (verdicts then say that no control was declared).
     ``equivalence_margin``: for an equivalence prediction the TOST margin; for a rank prediction the smallest
     correlation that matters, so that Kendall τ and the partial rank correlation fail when significantly below
-    it."""
+    it. ``effect``: the effect the hypothesis claims (``[hypothesis.power] effect``), in its prediction kind's unit
+    (module docstring; None: the plan uses :data:`bridge.calibration.DEFAULT_EFFECTS`, "a moderate effect")."""
 
     name: str
     quantity: str
@@ -165,6 +173,7 @@ class Hypothesis:
     controls: tuple[str, ...] = DEFAULT_CONTROLS
     n_test: int | None = None
     description: str = ""
+    effect: float | None = None
 
 
 class _Reader:
@@ -272,6 +281,10 @@ def _prediction(r: _Reader, quantity: str, outcome: str, data: frozenset[str] = 
         p0 = r.get("p0", dict, {}, what="a table of parameter start values")
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in p0.values()):
             r.fail("p0", f"start values must be numbers, got {p0!r}")
+        columns = data | {quantity, outcome}
+        free = sorted(dict.fromkeys(s for s in (*expr.symbols, *null.symbols) if s not in columns))
+        if unknown := sorted(set(p0) - set(free)):
+            r.fail("p0", f"names {unknown}, not a free parameter of the expression or the null {free}")
         fit_on = r.get("fit_on", (str, int, float), None, what="an environment value")
         out = Prediction(
             kind,
@@ -351,6 +364,7 @@ def _hypothesis(r: _Reader, defaults: dict[str, Any]) -> Hypothesis:
     n_test = r.get("n_test", int, None, what="a positive int")
     if n_test is not None and n_test < 1:
         r.fail("n_test", f"must be >= 1, got {n_test!r}")
+    effect = _effect(r.sub("power"), prediction.kind) if "power" in r.table else None
     out = Hypothesis(
         name=name,
         quantity=quantity,
@@ -365,9 +379,22 @@ def _hypothesis(r: _Reader, defaults: dict[str, Any]) -> Hypothesis:
         controls=r.names("controls", defaults["controls"]),
         n_test=n_test,
         description=r.get("description", str, ""),
+        effect=effect,
     )
     r.finish()
     return out
+
+
+def _effect(p: _Reader, kind: Kind) -> float:
+    """``[hypothesis.power] effect``: a number > 0 in the prediction kind's unit (below 1 for a rank claim, a
+    Kendall τ)."""
+    p.used.add("effect")
+    p.finish()  # an unknown key (a misspelt "effect") is named before the missing one
+    effect = p.get("effect", (int, float), what="a number > 0 in the unit of the prediction kind")
+    if not (effect > 0 and (kind is not Kind.RANK or effect < 1)):
+        bound = "in (0, 1): a configuration-level Kendall τ" if kind is Kind.RANK else "> 0"
+        p.fail("effect", f"a {kind.value!r} prediction's effect must be {bound}, got {effect!r}")
+    return float(effect)
 
 
 def parse_hypotheses(text: str, *, source: str = "<string>") -> list[Hypothesis]:

@@ -107,15 +107,19 @@ def run_table(
 ) -> pd.DataFrame:
     """One row per run in ``scope``: the run columns (ids, parameters, outcomes) joined with each recorded
     quantity at ``at`` (see :func:`values_at`). A name that is both an outcome and a record keeps the outcome
-    (the run's final value)."""
+    (the run's final value) where the run has one; a run without that outcome reads the record (the store's run
+    table has a column per outcome of any phenomenon, e.g. ``p_test`` of random features, NaN for the others)."""
     runs = select_runs(store.runs(), scope)
-    wanted = [q for q in dict.fromkeys(quantities) if q not in runs.columns]
+    wanted = [q for q in dict.fromkeys(quantities) if q not in runs.columns or runs[q].isna().any()]
     if runs.empty or not wanted:
         return runs
     fetch = [*wanted, *at.quantities] if isinstance(at, Event) else wanted
     values = values_at(store.records(run_ids=runs["run_id"].tolist(), quantities=fetch), at)
     values = values[["run_id", *[q for q in wanted if q in values.columns]]]
-    return runs.merge(values, on="run_id", how="left")
+    out = runs.merge(values, on="run_id", how="left", suffixes=("", "@record"))
+    for q in [c for c in values.columns if f"{c}@record" in out.columns]:
+        out[q] = out[q].fillna(out.pop(f"{q}@record"))
+    return out
 
 
 def first_step(records: pd.DataFrame, event: Event) -> pd.Series:

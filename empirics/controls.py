@@ -6,7 +6,11 @@ looking at test labels: rounding is confounded with weight magnitude (0 and ±1 
 that a falsification test accepts should be run against these controls too.
 
 - ``prime_count`` (recorder quantity): round every parameter times ``Snapshot.scale`` to the nearest integer and
-  count the primes among them (negative integers, 0 and 1 are not prime).
+  count the primes among them (negative integers, 0 and 1 are not prime). The scale a phenomenon declares differs
+  between phenomena (its weights' typical size), so the same quantity also records the count under one rounding
+  rule shared by every phenomenon, at each scale of :data:`PRIME_SCALES`: ``prime_count_x1``, ``prime_count_x10``,
+  ``prime_count_x100`` (round(s·θ) for s = 1, 10, 100), so that a claim can name one rule across phenomena, or
+  sweep the rounding scale, without training anything again.
 - ``param_count`` (recorder quantity): number of parameters that are not pruned (masks of
   :mod:`torch.nn.utils.prune` are honoured, so lottery tickets report their remaining weights).
 - ``random_measure`` (post-hoc, :func:`finalize_controls`): seeded noise with the autocorrelation of a real
@@ -27,9 +31,11 @@ from empirics.quantities import CONTROL_QUANTITIES, quantity
 from empirics.snapshot import Snapshot
 from theory._validation import check_option
 
+#: rounding scales of the fixed-rule prime counts ``prime_count_x{s}`` every run records with ``prime_count``
+PRIME_SCALES: tuple[int, ...] = (1, 10, 100)
 RANDOM_MEASURE = "random_measure"
 SOURCE_PREFERENCE = "test_loss"
-_CONTROL_NAMES = frozenset({*CONTROL_QUANTITIES, RANDOM_MEASURE})
+_CONTROL_NAMES = frozenset({*CONTROL_QUANTITIES, RANDOM_MEASURE, *(f"prime_count_x{s}" for s in PRIME_SCALES)})
 
 
 class SurrogateMethod(StrEnum):
@@ -97,7 +103,9 @@ def param_count(model: torch.nn.Module) -> int:
 
 @quantity("prime_count")
 def _prime_count_quantity(snapshot: Snapshot) -> dict[str, float]:
-    return {"prime_count": float(prime_count(snapshot.model, snapshot.scale))}
+    """The count at the phenomenon's declared scale and under the shared rule at every scale of PRIME_SCALES."""
+    fixed = {f"prime_count_x{s}": float(prime_count(snapshot.model, float(s))) for s in PRIME_SCALES}
+    return {"prime_count": float(prime_count(snapshot.model, snapshot.scale)), **fixed}
 
 
 @quantity("param_count")
@@ -202,6 +210,7 @@ def finalize_controls(
 
 __all__ = [
     "CONTROL_QUANTITIES",
+    "PRIME_SCALES",
     "RANDOM_MEASURE",
     "SurrogateMethod",
     "count_primes",

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from empirics._registry import register_once
 from empirics.snapshot import Snapshot, TrainingContext
 
 QuantityFn = Callable[[Snapshot], Mapping[str, float]]
@@ -57,15 +58,16 @@ class StepQuantity(ABC):
 
 
 def quantity(name: str, *, any_device: bool = False) -> Callable:
-    """Decorator registering a function or a callable class as the recordable quantity ``name``.
+    """Decorator registering a function or a callable class as the recordable quantity ``name`` (``ValueError`` if
+    another definition holds the name: a plugin cannot replace a built-in quantity or a control).
 
     ``any_device=True`` declares that it computes on the snapshot's device and returns Python floats; otherwise
     a run on another device hands it a CPU copy of the snapshot.
     """
 
     def decorate(obj):
+        register_once(QUANTITIES, "quantity", name, obj)
         obj.any_device = any_device
-        QUANTITIES[name] = obj
         return obj
 
     return decorate

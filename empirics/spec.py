@@ -216,9 +216,13 @@ def load_spec(path_or_name: str | Path, *, quick: bool = False) -> ExperimentSpe
         path = builtin
     source = str(path)
     try:
-        table = tomllib.loads(path.read_text())
+        table = tomllib.loads(path.read_bytes().decode("utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise SpecError(source, "<file>", f"invalid TOML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise SpecError(source, "<file>", f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise SpecError(source, "<file>", f"cannot read it ({err.strerror or err})") from None
     spec = spec_from_dict(table, source=source, base_dir=path.parent).validate()
     if quick and not spec.quick:
         raise SpecError(source, "quick", "the spec has no [quick] table; add one, or run the full spec without --quick")
@@ -257,20 +261,40 @@ def spec_from_dict(table: Mapping[str, Any], *, source: str = "<dict>", base_dir
 
 
 def load_plugins(plugins: Sequence[str]) -> None:
-    """Import each plugin once: a dotted module name, or a ``.py`` file loaded under a name derived from its path."""
+    """Import each plugin once: a dotted module name, or a ``.py`` file loaded under a name derived from its path.
+
+    Raises:
+        FileNotFoundError: a ``.py`` plugin that does not exist.
+        ImportError: a module that cannot be found, or a plugin whose own code fails (a ``SyntaxError``, any
+            exception at its import), naming the plugin and the error; a failed ``.py`` plugin is not kept.
+    """
     for plugin in plugins:
-        if not plugin.endswith(".py"):
-            importlib.import_module(plugin)
-            continue
-        name = "unitheory_plugin_" + hashlib.sha256(str(Path(plugin).resolve()).encode()).hexdigest()[:12]
-        if name in sys.modules:
-            continue
-        module_spec = importlib.util.spec_from_file_location(name, plugin)
-        if module_spec is None or not Path(plugin).is_file():
-            raise FileNotFoundError(f"Plugin file {plugin!r} not found.")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module
+        try:
+            _load_plugin(plugin)
+        except (ImportError, FileNotFoundError):
+            raise
+        except Exception as err:  # the plugin's own code: user code, so any exception is a bad plugin
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise ImportError(f"importing plugin {plugin!r} raised {type(err).__name__}: {first}") from err
+
+
+def _load_plugin(plugin: str) -> None:
+    if not plugin.endswith(".py"):
+        importlib.import_module(plugin)
+        return
+    name = "unitheory_plugin_" + hashlib.sha256(str(Path(plugin).resolve()).encode()).hexdigest()[:12]
+    if name in sys.modules:
+        return
+    module_spec = importlib.util.spec_from_file_location(name, plugin)
+    if module_spec is None or not Path(plugin).is_file():
+        raise FileNotFoundError(f"Plugin file {plugin!r} not found.")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
         module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]  # a later load runs the file again instead of finding a half-imported module
+        raise
 
 
 def find_phenomenon(name: str) -> Phenomenon:
@@ -292,16 +316,19 @@ def _check_spec(spec: ExperimentSpec) -> None:
     malformed = [p for p in spec.plugins if not _plugin_name(p)]
     if malformed:
         raise SpecError(src, "plugins", f"expected dotted module names or .py paths, got {malformed!r}")
+    # The controls are recorded on every run and enter its run_id: register them whatever was imported before, so
+    # that a fresh process (a CLI call, a pool or Ray worker) computes the same run ids as this one; and before the
+    # plugins, so that a plugin reusing a built-in quantity's name is refused as it registers it.
+    if any(q not in QUANTITIES for q in (*spec.record.quantities, *CONTROL_QUANTITIES)):
+        load_builtin_quantities()
     try:
         load_plugins(spec.plugins)
     except (ImportError, FileNotFoundError) as err:
         raise SpecError(src, "plugins", f"cannot import: {err}") from None
-    # The controls are recorded on every run and enter its run_id: register them whatever was imported before, so
-    # that a fresh process (a CLI call, a pool or Ray worker) computes the same run ids as this one.
-    if any(q not in QUANTITIES for q in (*spec.record.quantities, *CONTROL_QUANTITIES)):
-        load_builtin_quantities()
     try:
         phenomenon = find_phenomenon(spec.phenomenon)
+        if not type(phenomenon).__module__.startswith("empirics.phenomena."):
+            get_phenomenon(spec.phenomenon)  # a plugin's phenomenon: importing the built-ins refuses one's name
     except ValueError as err:
         raise SpecError(src, "phenomenon", str(err)) from None
     defaults = phenomenon.parameters

@@ -39,7 +39,13 @@ from empirics.leases import LEASE_TTL_S, Claim, LeaseOwner, claim
 from empirics.spec import RunConfig
 from theory._validation import check_option, check_output_dir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: version 2: the eNTK-interpolator effective parameters of the double-descent MLPs are stored under the names of
+#: what they are (``p_train_ntk_interp``, ``p_test_ntk_interp``), freeing ``p_train``/``p_test`` for the telescoping
+#: model's (Jeffares et al. 2024). A writable store of version 1 is migrated when opened; a read-only one is read
+#: with the new names (:func:`_ntk_interp_names`)
+_NTK_INTERP_RENAMES = {"p_train": "p_train_ntk_interp", "p_test": "p_test_ntk_interp"}
+_NTK_INTERP_PHENOMENA = ("double_descent_mlp", "double_descent_epochwise")
 DB_NAME = "store.sqlite"
 RUN_COLUMNS = ("run_id", "spec", "phenomenon", "seed", "started_at", "finished_at", "wall_s")
 
@@ -174,6 +180,7 @@ class Store:
         self.db_path = self.path / DB_NAME
         self.readonly = readonly
         self._conn: sqlite3.Connection | None = None
+        self._version = SCHEMA_VERSION
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"{str(self.path)!r} is a file, not a unitheory store (a directory holding {DB_NAME}).")
         if self.db_path.is_dir():
@@ -181,7 +188,13 @@ class Store:
         if not self.db_path.is_file():
             if readonly or not create:
                 raise FileNotFoundError(f"No unitheory store at {str(self.path)!r} (expected {DB_NAME} there).")
-            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as err:  # a file on the way, or a folder this user may not write
+                raise StoreError(
+                    f"Cannot create a store at {str(self.path)!r}: {err.strerror or err} ({str(err.filename)!r}); "
+                    f"choose a path in a folder this user may write."
+                ) from None
         try:
             self._conn = self._connect()
             self._check_schema()
@@ -231,8 +244,11 @@ class Store:
                 version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
                 if version is None:
                     conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+                elif version < SCHEMA_VERSION:
+                    _migrate(conn, version)
                 else:  # a store SQLite can read but not write fails here, not after the work to be written
                     conn.execute("UPDATE schema_version SET version = version")
+        self._version = SCHEMA_VERSION if version is None or not self.readonly else version
         if version is not None and version > SCHEMA_VERSION:
             raise StoreError(
                 f"Store {str(self.path)!r} has schema version {version}, newer than this unitheory's schema "
@@ -357,6 +373,8 @@ class Store:
         base = [dict(zip(RUN_COLUMNS, r[:-2], strict=True)) for r in rows]
         params = [{k: v for k, v in json.loads(r[-2]).items() if k not in RUN_COLUMNS} for r in rows]
         outcomes = [json.loads(r[-1]) for r in rows]
+        if self._version < 2:  # a read-only store of version 1, read with version 2's names
+            outcomes = [_ntk_interp_names(b["phenomenon"], o) for b, o in zip(base, outcomes, strict=True)]
         param_cols = list(dict.fromkeys(k for p in params for k in p))
         outcome_cols = [k for k in dict.fromkeys(k for o in outcomes for k in o) if k not in param_cols]
         columns = [*RUN_COLUMNS, *param_cols, *outcome_cols]
@@ -473,6 +491,37 @@ class Store:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _ntk_interp_names(phenomenon: str, outcomes: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 -> 2 names of one run's outcomes: ``p_train``/``p_test`` of a double-descent MLP were its eNTK
+    interpolator's (:func:`empirics.phenomena.double_descent.entk_effective_parameters`), now ``*_ntk_interp``."""
+    if phenomenon not in _NTK_INTERP_PHENOMENA:
+        return outcomes
+    return {_NTK_INTERP_RENAMES.get(k, k): v for k, v in outcomes.items()}
+
+
+def _rename_ntk_interp(conn: sqlite3.Connection) -> None:
+    """Migration 1 -> 2: rewrite the outcomes of double-descent MLP runs with :func:`_ntk_interp_names`."""
+    marks = ", ".join("?" * len(_NTK_INTERP_PHENOMENA))
+    query = f"SELECT run_id, phenomenon, outcomes FROM runs WHERE phenomenon IN ({marks})"
+    for run_id, phenomenon, text in conn.execute(query, _NTK_INTERP_PHENOMENA).fetchall():
+        outcomes = json.loads(text)
+        renamed = _ntk_interp_names(phenomenon, outcomes)
+        if renamed != outcomes:
+            conn.execute("UPDATE runs SET outcomes = ? WHERE run_id = ?", (_dumps(renamed), run_id))
+
+
+#: schema version -> the step that upgrades a store from it to the next version
+_MIGRATIONS = {1: _rename_ntk_interp}
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Upgrade a store at schema ``version`` to :data:`SCHEMA_VERSION`, inside the caller's transaction."""
+    for step in range(version, SCHEMA_VERSION):
+        _MIGRATIONS[step](conn)
+    conn.execute("DELETE FROM schema_version")
+    conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
 
 
 __all__ = ["SCHEMA_VERSION", "ExportFormat", "RunResult", "Store", "StoreError"]

@@ -34,6 +34,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -177,7 +178,7 @@ def run_sweep(
 
     Args:
         spec: a validated spec (apply ``quick_variant()`` first for quick runs).
-        store: a :class:`Store` or its directory.
+        store: a :class:`Store`, or its directory (then opened once the options are valid, and closed at the end).
         backend: a :class:`Backend` (default ``"local"``).
         workers: processes of the ``pool`` backend (``local`` requires 1; Ray uses the cluster's CPUs).
         address: Ray cluster address: ``"auto"``, ``"HOST:PORT"`` or ``"ray://HOST:PORT"`` (``None``: the running
@@ -205,25 +206,28 @@ def run_sweep(
     device = check_device("device", device, owner="run_sweep", available=backend is not Backend.RAY)
     _check_phenomenon_device(find_phenomenon(spec.phenomenon), device)
     device = str(device)
+    if backend is Backend.RAY:
+        _check_ray_address(address)
     start = time.perf_counter()
-    store = store if isinstance(store, Store) else Store(store)
-    configs = list({c.run_id: c for c in spec.runs()}.values())
-    done = store.run_ids()
-    todo = [c for c in configs if c.run_id not in done]
-    executed = by_others = 0
-    disable = os.environ.get("UNITHEORY_PROGRESS") == "0" or not sys.stderr.isatty()
-    if todo:
-        kwargs = dict(threads=threads, workers=workers, address=address, max_retries=max_retries, device=device)
-        executor = _EXECUTORS[backend](**kwargs)
-        with tqdm(total=len(todo), desc=spec.name, unit="run", disable=disable) as bar, executor:
-            for result in _drive(store, todo, executor):
-                if result is None:  # stored by another driver meanwhile
-                    by_others += 1
-                else:
-                    executed += 1
-                    if log is not None:
-                        (log if disable else tqdm.write)(_run_line(result))
-                bar.update(1)
+    # a path is opened only now that the options are valid (a bad option leaves no empty store behind)
+    with contextlib.nullcontext(store) if isinstance(store, Store) else Store(store) as store:
+        configs = list({c.run_id: c for c in spec.runs()}.values())
+        done = store.run_ids()
+        todo = [c for c in configs if c.run_id not in done]
+        executed = by_others = 0
+        disable = os.environ.get("UNITHEORY_PROGRESS") == "0" or not sys.stderr.isatty()
+        if todo:
+            kwargs = dict(threads=threads, workers=workers, address=address, max_retries=max_retries, device=device)
+            executor = _EXECUTORS[backend](**kwargs)
+            with tqdm(total=len(todo), desc=spec.name, unit="run", disable=disable) as bar, executor:
+                for result in _drive(store, todo, executor):
+                    if result is None:  # stored by another driver meanwhile
+                        by_others += 1
+                    else:
+                        executed += 1
+                        if log is not None:
+                            (log if disable else tqdm.write)(_run_line(result))
+                    bar.update(1)
     wall_s = time.perf_counter() - start
     summary = SweepSummary(spec.name, len(configs), len(configs) - len(todo), executed, wall_s, by_others)
     if log is not None:
@@ -333,21 +337,42 @@ class _Local(_Executor):
 
 
 class _Pool(_Executor):
-    """A ``spawn`` process pool whose workers exit when the driver dies (:func:`_exit_with_parent`)."""
+    """A ``spawn`` process pool whose workers exit when the driver dies (:func:`_exit_with_parent`).
+
+    A worker that dies (``kill -9``, the out-of-memory killer) breaks the pool and every run in flight with it: the
+    runs that finished are still returned to be written, then :meth:`wait` raises ``ChildProcessError`` naming the
+    lost runs (rerunning the command executes them).
+    """
 
     def __init__(self, *, threads: int, workers: int, device: str, **_: object) -> None:
-        self.threads, self.device, self.capacity, self.futures = threads, device, workers, set()
+        self.threads, self.device, self.capacity = threads, device, workers
+        self.futures: dict[concurrent.futures.Future, RunConfig] = {}
+        self.broken: ChildProcessError | None = None
         context = multiprocessing.get_context("spawn")
         self.pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
         )
 
     def submit(self, config: RunConfig) -> None:
-        self.futures.add(self.pool.submit(execute_run, config, threads=self.threads, device=self.device))
+        self.futures[self.pool.submit(execute_run, config, threads=self.threads, device=self.device)] = config
 
     def wait(self, timeout: float | None) -> list[RunResult]:
-        done, self.futures = concurrent.futures.wait(self.futures, timeout, concurrent.futures.FIRST_COMPLETED)
-        return [future.result() for future in done]
+        if self.broken is not None:
+            raise self.broken
+        done, _ = concurrent.futures.wait(self.futures, timeout, concurrent.futures.FIRST_COMPLETED)
+        results, lost = [], []
+        for future in done:
+            config = self.futures.pop(future)
+            try:
+                results.append(future.result())
+            except BrokenProcessPool:
+                lost.append(config.run_id)
+        if lost:
+            self.broken = ChildProcessError(
+                f"A pool worker died (killed, or out of memory?) while runs {sorted(lost)} were in flight; the runs "
+                "stored so far are kept: rerun the same command to resume."
+            )
+        return results
 
     def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -376,8 +401,7 @@ class _Ray(_Executor):
             raise ImportError("The Ray backend needs Ray: pip install 'unitheory[ray]'.") from None
         self.ray, self.threads, self.device, self.pending = ray, threads, device, []
         self.started = not ray.is_initialized()
-        if self.started:
-            _check_ray_address(address)
+        if self.started:  # the address was checked by run_sweep, before the store was opened
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False)
             except ConnectionError as err:

@@ -135,7 +135,8 @@ class TelescopeQuantity(StepQuantity):
         if context.output is None and outputs != 1:
             raise ValueError(
                 f"The 'telescope' quantity records one output: the model has {outputs}, so the phenomenon must "
-                "declare which one (TrainData.output)."
+                "declare which one (TrainData.output), and this one does not; record it on a run with one output "
+                "(grokking_teacher, or grokking_mnist1d with classes = 2)."
             )
         output = 0 if context.output is None else context.output
         if not 0 <= output < outputs:

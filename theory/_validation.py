@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,15 +32,31 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = False, owner
     return value
 
 
-def check_output_dir(name: str, path: str | Path, *, owner: str | None = None) -> Path:
-    """Return ``Path(path)`` if it is a directory or does not exist yet (it is created later); else raise
-    ``ValueError``: an existing file there would fail only after the work that was to be written to it."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
+def check_seed(name: str, value: Any, *, owner: str | None = None) -> int:
+    """Return ``value`` if it is an int >= 0 (a seed numpy's generators accept); else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         where = f" of {owner}" if owner else ""
+        raise ValueError(f"The {name!r} parameter{where} must be a non-negative int (a seed). Got {value!r} instead.")
+    return value
+
+
+def check_output_dir(name: str, path: str | Path, *, owner: str | None = None) -> Path:
+    """Return ``Path(path)`` if it is a directory, or does not exist yet and can be created (it is created later);
+    else raise ``ValueError``: an existing file there, a file on its way (``file.txt/out``) or a folder this user
+    may not write would fail only after the work that was to be written to it."""
+    path = Path(path)
+    where = f" of {owner}" if owner else ""
+    expected = f"The {name!r} parameter{where} must be a directory (existing or not)"
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{expected}. Got {str(path)!r}, an existing file, instead.")
+    folder = path  # the folder that receives the output, or the nearest existing one that will hold it
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{expected}. Got {str(path)!r}, but {str(folder)!r} on its way is a file, not a folder.")
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(
-            f"The {name!r} parameter{where} must be a directory (existing or not). Got {str(path)!r}, an existing "
-            f"file, instead."
+            f"{expected} this user may write. Got {str(path)!r}, but {str(folder)!r} is read-only for them."
         )
     return path
 

@@ -25,9 +25,10 @@ def execute(args: argparse.Namespace) -> int:
     from bridge.hypothesis import load_hypotheses
     from bridge.prereg import file_hash
     from empirics.store import Store
-    from theory._validation import check_positive_int
+    from theory._validation import check_positive_int, check_seed
 
     check_positive_int("--resamples", args.resamples, owner="unitheory falsify")
+    check_seed("--seed", args.seed, owner="unitheory falsify")
     load_hypotheses(args.file)  # a missing or malformed file is named before the store is opened
     with Store(args.store, create=False) as store:
         report = falsify(args.file, store, n_resamples=args.resamples, random_state=args.seed)

@@ -44,9 +44,10 @@ def execute(args: argparse.Namespace) -> int:
 
     from empirics.models import build_model
     from theory import check_kernel_memory, effective_dimension, empirical_ntk, kernel_eigh, resolve_implementation
-    from theory._validation import check_device, check_in_range, check_positive_int
+    from theory._validation import check_device, check_in_range, check_positive_int, check_seed
 
     check_positive_int("n", args.n, owner="unitheory ntk")
+    check_seed("seed", args.seed, owner="unitheory ntk")
     check_positive_int("width", args.width, owner="unitheory ntk")
     device = check_device("device", args.device, owner="unitheory ntk")
     if args.z is not None:

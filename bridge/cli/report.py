@@ -31,9 +31,10 @@ def _report(args: argparse.Namespace) -> int:
 
     from bridge.report import build_report
     from empirics.store import Store
-    from theory._validation import check_output_dir
+    from theory._validation import check_output_dir, check_seed
 
     check_output_dir("-o", args.output, owner="unitheory report")
+    check_seed("--seed", args.seed, owner="unitheory report")
     files = None if args.file is None else [Path(f).name for f in args.file]  # verdicts keep the file's name
     with Store(args.store, readonly=True) as store:  # reads only: works on a store the user may not write
         if args.spec is not None:

@@ -25,14 +25,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from empirics.spec import load_spec
-    from empirics.store import Store
     from empirics.sweep import run_sweep
 
     backend = args.backend or ("pool" if args.workers > 1 else "local")
     spec = load_spec(args.spec, quick=args.quick)
-    with Store(args.store) as store:
-        kwargs = dict(workers=args.workers, address=args.address, threads=args.threads, device=args.device)
-        run_sweep(spec, store, backend=backend, **kwargs)
+    kwargs = dict(workers=args.workers, address=args.address, threads=args.threads, device=args.device)
+    run_sweep(spec, args.store, backend=backend, **kwargs)  # opens the store once the options are valid
     return 0
 
 

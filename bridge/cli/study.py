@@ -1,5 +1,6 @@
 """``unitheory study NAME [--quick]``: preregister a built-in study's hypotheses, run its specs (resumable), test the
-hypotheses and write the report (see :mod:`bridge.studies`)."""
+hypotheses and write the report (see :mod:`bridge.studies`). ``--plan`` prints each hypothesis's design and power
+instead and runs nothing (:mod:`bridge.plan`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resamples", type=int, default=999, help="bootstrap resamples per interval (default 999)")
     parser.add_argument("--seed", type=int, default=0, help="random_state of the bootstraps (default 0)")
     parser.add_argument(
+        "--plan", action="store_true",
+        help="print each hypothesis's configurations, seeds, claimed effect and power; run nothing, open no store",
+    )  # fmt: skip
+    parser.add_argument(
+        "--power-reps", type=int, default=None, metavar="N",
+        help="replications of the power of a design the committed power table lacks (default 100)",
+    )  # fmt: skip
+    parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bars and no per-run lines: only the final summary"
     )
 
@@ -35,12 +44,19 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from bridge.studies import run_study
+    from bridge.studies import plan_study, run_study
+    from theory._validation import check_seed
 
+    if args.plan:
+        print(plan_study(args.name, quick=args.quick, reps=args.power_reps).summary())
+        return 0
+
+    check_seed("--seed", args.seed, owner="unitheory study")  # checked by falsify only after every run
     output = args.output or f"reports/{args.name}{'-quick' if args.quick else ''}"
     result = run_study(
         args.name, quick=args.quick, store=args.store, output=output, workers=args.workers, backend=args.backend,
         address=args.address, n_resamples=args.resamples, random_state=args.seed, device=args.device,
+        power_reps=args.power_reps,
         command="unitheory " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["study"] else None,
         log=None if args.quiet else print,
     )  # fmt: skip

@@ -1,7 +1,9 @@
 """``build_report``: a statistical report of a store, rebuilt from its saved verdicts (``results("verdict")``) and
 fitted predictions (``results("prediction")``) without recomputing any test.
 
-Sections: verdicts; phenomenon curves with intervals over seeds; each theory quantity against its outcome with
+Sections: verdicts (with each hypothesis's planned power, flagging the under-powered ones); the design and power
+of each hypothesis as planned before the runs (``results("plan")``, stored by a study); phenomenon curves with
+intervals over seeds; each theory quantity against its outcome with
 the negative controls side by side (Jeffares & van der Schaar 2025); fitted predictions with bands; every test
 row (statistics, p-values for and against the prediction, Holm-corrected, intervals, outcomes, reasons) and the
 rule of each test (:data:`bridge.verdicts.RULES`); provenance (specs,
@@ -24,6 +26,7 @@ from bridge.falsification import COLUMNS
 from bridge.report import _figures, _verdict_figures
 from bridge.report._document import Document, Figure, Heading, Paragraph, Table
 from bridge.report.predictions import KIND as PREDICTION_KIND
+from bridge.report.results import at_from_payload
 from bridge.tables import StoreLike, run_table, spec_summary, swept_axes
 from bridge.verdicts import rules_table
 
@@ -69,6 +72,51 @@ def verdict_tables(verdicts: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.Dat
     return verdict_frame, test_frame, described
 
 
+def _plans(store: StoreLike, verdicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Hypothesis name -> its :class:`bridge.plan.HypothesisPlan`, from the plans stored with the reported
+    hypothesis files (matched by the file's content key)."""
+    from bridge.plan import StudyPlan
+
+    keys = {v.get("key") for v in verdicts}
+    stored = [StudyPlan.from_payload(p) for p in store.results("plan") if p.get("key") in keys]
+    return {h.hypothesis: h for plan in stored for h in plan.hypotheses}
+
+
+def _power_cell(plan: Any) -> str:
+    """The verdict table's power column: ``0.72 ± 0.05 under-powered``, ``n/a`` or ``-`` (no stored plan)."""
+    if plan is None:
+        return "-"
+    if not plan.power.available:
+        return "n/a"
+    return plan.power.describe().removeprefix("power ") + (" under-powered" if plan.under_powered else "")
+
+
+def _design_and_power(doc: Document, plans: dict[str, Any]) -> None:
+    from bridge.calibration import EFFECT_UNITS
+    from bridge.plan import StudyPlan
+    from bridge.power import POWER_TARGET
+
+    frame = StudyPlan("", False, 0, (), tuple(plans.values())).to_frame()
+    doc.add(
+        Heading("Design and power (planned before the runs)"),
+        Paragraph(
+            "For each hypothesis: the configurations (units of inference) × runs per configuration in its scope, as "
+            "the specs planned them (runs whose outcome or event is undefined drop out when the tests run), the "
+            "effect it claims (* = none declared: a moderate default) and the power the calibration simulation "
+            "(bridge/calibration.py) gives for that design: the rate of 'supported' when that effect is true, ± "
+            f"its Monte-Carlo s.e. Below {POWER_TARGET:.0%} the hypothesis is under-powered: an 'inconclusive' "
+            "verdict then says the design could not decide, not that the claim is wrong. '≤' / '≥' / '≈': the "
+            "simulation requires less / more than the hypothesis does, or differs in an unknown direction. Units: "
+            + "; ".join(f"{k.value}: {u}" for k, u in EFFECT_UNITS.items())
+            + "."
+        ),
+        Table(frame),
+    )
+    for name, plan in plans.items():
+        notes = "".join(f"; {n}" for n in plan.design.notes)
+        doc.add(Paragraph(f"{name}: {plan.design.describe()}{notes}; {plan.line()}."))
+
+
 def _caption(text: str, plotted: _figures.Plotted) -> str:
     return text + "".join(f"; {n.rstrip('.')}" for n in plotted.notes) + "."
 
@@ -77,7 +125,8 @@ def _phenomena(doc: Document, store: StoreLike, runs: pd.DataFrame, fig_dir: Pat
     doc.add(
         Heading("Phenomena"),
         Paragraph(
-            "Means over seeds with 95% bootstrap intervals; training values dashed, test values solid; one colour and "
+            "Means over seeds with 95% bootstrap intervals; training values dashed, test values solid, the random "
+            "re-initialisation and random-pruning controls of lottery tickets dotted and dash-dotted; one colour and "
             "marker per value of the first sweep axis (numbers in numeric order, dark small to light large), one "
             "facet per value of the second."
         ),
@@ -90,7 +139,11 @@ def _phenomena(doc: Document, store: StoreLike, runs: pd.DataFrame, fig_dir: Pat
         if outcome is None:
             continue
         axes = swept_axes(store, part)
-        wanted = [outcome, "train_" + outcome.removeprefix("test_")]
+        wanted = [
+            outcome,
+            "train_" + outcome.removeprefix("test_"),
+            *(f"{c}_{outcome}" for c in _figures.CONTROL_STYLES),
+        ]
         records = store.records(run_ids=part["run_id"].tolist(), quantities=wanted)
         plotted = _figures.phenomenon_curves(part, records, axes, outcome, fig_dir / f"curve-{_slug(spec)}.png",
                                              seed=seed)  # fmt: skip
@@ -144,7 +197,13 @@ def few_values(table: pd.DataFrame, subjects: Sequence[str], axes: Sequence[str]
 
 
 def _quantities(
-    doc: Document, store: StoreLike, described: list[dict[str, Any]], tests: pd.DataFrame, fig_dir: Path, seed: int
+    doc: Document,
+    store: StoreLike,
+    described: list[dict[str, Any]],
+    tests: pd.DataFrame,
+    fig_dir: Path,
+    seed: int,
+    plans: dict[str, Any],
 ) -> list[Path]:
     doc.add(
         Heading("Theory quantities against outcomes, with the negative controls"),
@@ -162,12 +221,16 @@ def _quantities(
     for h in progress(shown, desc="report: hypothesis figures", unit="hypothesis"):
         subjects = [h["quantity"], *h.get("controls", [])]
         confounders = list(h.get("confounders", []))
-        table = run_table(store, [*subjects, *confounders, h["outcome"]], at=h.get("at", "final"), scope=_scope(h))
+        at = at_from_payload(h.get("at", "final"))
+        table = run_table(store, [*subjects, *confounders, h["outcome"]], at=at, scope=_scope(h))
         if table.empty or h["outcome"] not in table.columns or h["quantity"] not in table.columns:
             continue
         rows = tests[tests["hypothesis"] == h["name"]]
         axes = [a for a in h.get("axes", []) if a in table.columns]
         doc.add(Heading(h["name"], 3), Paragraph(h.get("description", "")))
+        if h["name"] in plans:
+            plan = plans[h["name"]]
+            doc.add(Paragraph(f"Design: {plan.design.describe()}; {plan.line()}."))
         flags = few_values(table, subjects, axes)
         if flags:
             doc.add(Paragraph(" ".join(flags)))
@@ -223,7 +286,8 @@ def _predictions(doc: Document, store: StoreLike, described: list[dict[str, Any]
     paths = []
     for pred in progress(stored, desc="report: prediction figures", unit="figure"):
         h = by_name.get(pred["hypothesis"], {})
-        table = run_table(store, [pred["variable"], pred["target"]], at=h.get("at", "final"), scope=_scope(h))
+        at = at_from_payload(h.get("at", "final"))
+        table = run_table(store, [pred["variable"], pred["target"]], at=at, scope=_scope(h))
         curves = pred.get("curves", [pred] if "grid" in pred else [])
         if table.empty or pred["variable"] not in table.columns or not curves:
             doc.add(Paragraph(f"{pred['hypothesis']}: no curve is drawn: {pred.get('note') or 'no runs in scope.'}"))
@@ -315,6 +379,9 @@ def build_report(
         runs = runs[runs["spec"].isin(list(specs))].reset_index(drop=True)
     verdicts = _latest_per_file([v for v in store.results("verdict") if files is None or v.get("file") in files])
     verdict_frame, test_frame, described = verdict_tables(verdicts)
+    plans = _plans(store, verdicts)
+    if plans:
+        verdict_frame["power"] = [_power_cell(plans.get(h)) for h in verdict_frame["hypothesis"]]
     doc = Document(title)
     counts = verdict_frame["verdict"].value_counts().to_dict()
     doc.add(
@@ -332,8 +399,10 @@ def build_report(
         Table(rules_table()),
         Table(verdict_frame, css="verdict"),
     )
+    if plans:
+        _design_and_power(doc, plans)
     figures = _phenomena(doc, store, runs, fig_dir, random_state) if len(runs) else []
-    figures += _quantities(doc, store, described, test_frame, fig_dir, random_state)
+    figures += _quantities(doc, store, described, test_frame, fig_dir, random_state, plans)
     figures += _predictions(doc, store, described, fig_dir)
     doc.add(
         Heading("All tests"),

@@ -86,13 +86,30 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
+#: line style of a control's outcome ``PREFIX_<outcome>`` drawn with the outcome: Frankle & Carbin's (2019) random
+#: re-initialisation and random-pruning controls, which the lottery-ticket phenomenon trains at every round
+CONTROL_STYLES = {"reinit": ":", "random": "-."}
+
+
 def _pair(outcome: str, available: Sequence[str]) -> list[str]:
-    """``[train_x, test_x]`` for an outcome ``test_x`` whose training counterpart is available, else ``[outcome]``."""
+    """``[train_x, test_x]`` for an outcome ``test_x`` whose training counterpart is available, else ``[outcome]``,
+    followed by the available control outcomes ``reinit_x``, ``random_x`` (:data:`CONTROL_STYLES`)."""
     train = "train_" + outcome.removeprefix("test_")
-    return [train, outcome] if outcome.startswith("test_") and train in available else [outcome]
+    names = [train, outcome] if outcome.startswith("test_") and train in available else [outcome]
+    return names + [f"{c}_{outcome}" for c in CONTROL_STYLES if f"{c}_{outcome}" in available]
+
+
+def _ylabel(names: Sequence[str]) -> str:
+    """The names drawn, or with controls among them the shared suffix (the legend tells the lines apart)."""
+    if len(names) <= 2:
+        return " / ".join(names)
+    return names[-1].split("_", 1)[1] if "_" in names[-1] else names[-1]
 
 
 def _style(quantity: str) -> str:
+    control = quantity.split("_", 1)[0]
+    if control in CONTROL_STYLES:
+        return CONTROL_STYLES[control]
     return "--" if quantity.startswith(("train_", "step_train")) else "-"
 
 
@@ -155,7 +172,7 @@ def phenomenon_curves(
                 ax.set_xscale("symlog", linthresh=1)
                 ax.set_xlim(left=0)
             title = "along training" + (f", {facet} = {label(level)}" if facet else "")
-            ax.set(ylabel=" / ".join(along_names), title=title)
+            ax.set(ylabel=_ylabel(along_names), title=title)
         _legend(grid[0, 0], hue, colours, markers, along_names, bool(generalisation))
     finals, thresholds = _final_panel(grid[0, -1], runs, hue, facet, outcome, seed)
     if generalisation:
@@ -232,7 +249,7 @@ def _final_panel(ax, runs, hue, facet, outcome, seed) -> tuple[pd.DataFrame, lis
     handles += [Line2D([], [], color="k", linestyle="-.", label="interpolation threshold")] if thresholds else []
     if handles:
         ax.legend(handles=handles, fontsize=7, loc="best")
-    ax.set(xlabel=hue or "", ylabel=" / ".join(names), title="final values (95% CI over seeds)")
+    ax.set(xlabel=hue or "", ylabel=_ylabel(names), title="final values (95% CI over seeds)")
     return tidy.drop(columns="_x"), thresholds
 
 
@@ -252,11 +269,11 @@ def quantity_panels(
     fig, axes = plt.subplots(1, len(drawn), figsize=(PANEL[0] * len(drawn), PANEL[1]), squeeze=False)
     colour = colour_by if colour_by and colour_by in table.columns else None
     colours = palette(table[colour]) if colour else None
+    markers = {v: MARKERS[j % len(MARKERS)] for j, v in enumerate(colours or [])} or True  # cycled: any level count
     for i, (ax, subject) in enumerate(zip(axes[0], drawn, strict=True)):
         data = table.dropna(subset=[subject, outcome])
         sns.scatterplot(data=data, x=subject, y=outcome, hue=colour, palette=colours, hue_order=list(colours or []),
-                        style=colour, markers=dict(zip(colours or [], MARKERS, strict=False)) or True, ax=ax, s=36,
-                        alpha=0.85, legend=i == 0)  # fmt: skip
+                        style=colour, markers=markers, ax=ax, s=36, alpha=0.85, legend=i == 0)  # fmt: skip
         if data[subject].nunique() > 1:
             band = {"ci": 95, "n_boot": N_BOOT, "seed": seed}
             logx = log_scaled(data[subject])  # a straight line in log x where the axis is logarithmic

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from bridge.falsification import FalsificationReport
-from bridge.hypothesis import Hypothesis
+from bridge.hypothesis import Event, Hypothesis
 from bridge.prereg import file_hash
+from bridge.stats.fit import parse_formula
 from bridge.tables import StoreLike
 
 KIND = "verdict"
@@ -32,9 +33,24 @@ def describe_hypothesis(h: Hypothesis) -> dict[str, Any]:
         "specs": list(h.scope.specs),
         "phenomena": list(h.scope.phenomena),
         "axes": list(h.scope.axes),
-        "at": h.at,
+        "at": at_payload(h.at),
         "expression": None if expression is None else expression.text,
     }
+
+
+def at_payload(at: str | int | Event) -> str | int | dict[str, Any]:
+    """``at`` as JSON: ``"final"``, ``"initial"``, a step, or an event as ``{"expression", "above"|"below"}``."""
+    if isinstance(at, Event):
+        return {"expression": at.text, "above" if at.above else "below": at.threshold}
+    return at
+
+
+def at_from_payload(at: str | int | dict[str, Any]) -> str | int | Event:
+    """The inverse of :func:`at_payload` (the event's formula parsed again, never evaluated)."""
+    if not isinstance(at, dict):
+        return at
+    above = "above" in at
+    return Event(at["expression"], parse_formula(at["expression"]), float(at["above" if above else "below"]), above)
 
 
 def verdict_key(path: str | Path) -> str:

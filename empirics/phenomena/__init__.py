@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from empirics._registry import register_once
 from empirics.phenomena.base import Phenomenon, Snapshot
 
 PHENOMENA: dict[str, type[Phenomenon]] = {}
 
 
 def register(cls: type[Phenomenon]) -> type[Phenomenon]:
-    """Class decorator adding a phenomenon to :data:`PHENOMENA` under ``cls.name``."""
-    PHENOMENA[cls.name] = cls
+    """Class decorator adding a phenomenon to :data:`PHENOMENA` under ``cls.name`` (``ValueError`` if another
+    definition holds the name: a plugin cannot replace a built-in phenomenon)."""
+    register_once(PHENOMENA, "phenomenon", cls.name, cls)
     return cls
 
 

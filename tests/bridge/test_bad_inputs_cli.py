@@ -8,6 +8,7 @@ tests/empirics/test_bad_inputs.py; commands on a read-only store: tests/empirics
 
 from __future__ import annotations
 
+import errno
 import shutil
 import sqlite3
 import time
@@ -59,6 +60,9 @@ def world(tmp_path_factory):
     with sqlite3.connect(root / "newer" / "store.sqlite") as conn:
         conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
     paths |= {name: root / name for name in ("good", "db_dir", "noise", "truncated", "foreign", "newer")}
+    (root / "telescope.toml").write_text(
+        "name = 't'\nphenomenon = 'grokking_modular'\n[params]\nsteps = 2\n[record]\nquantities = ['telescope']\n"
+    )
     paths |= {"no_quick": root / "no_quick.toml", "n_train": root / "n_train.toml"}
     paths["bad_hypotheses"] = root / "bad_hypotheses.toml"
     return paths
@@ -72,12 +76,18 @@ PROBES = [
     (["run", "nofile.toml"], "No spec file 'nofile.toml' and no built-in spec of that name"),
     (["run", "{toy}", "--store", "{file}"], "is a file, not a unitheory store"),
     (["run", "{toy}", "--store", "{root}/s3", "--workers", "0"], "'workers' parameter of run_sweep must be a positive"),
+    (["run", "{toy}", "--store", "{root}/s3d", "--device", "cuda:7"], "'device' parameter of run_sweep must be"),
     (
         ["run", "{toy}", "--store", "{root}/s4", "--backend", "ray", "--address", "127.0.0.1:1"],
         "No Ray cluster answers",
     ),
     (["run", "{toy}", "--store", "{root}/s5", "--backend", "ray", "--address", "nowhere"], "'address' parameter"),
     (["run", "{toy}", "--store", "{newer}"], f"schema version {SCHEMA_VERSION + 1}, newer than this unitheory's"),
+    (  # a phenomenon that follows steps, but of a 97-output model
+        ["run", "{root}/telescope.toml", "--store", "{root}/s10"],
+        "the model has 97, so the phenomenon must declare which one (TrainData.output), and this one does not; record",
+    ),
+    (["run", "{toy}", "--store", "{file}/sub"], "Cannot create a store at '{file}/sub': Not a directory"),
     # runs
     (["runs", "--store", "{root}/missing"], "No unitheory store at"),
     (["runs", "--store", "{file}"], "is a file, not a unitheory store (a directory holding store.sqlite)"),
@@ -88,6 +98,7 @@ PROBES = [
     (["runs", "--store", "{newer}"], "upgrade unitheory to read it"),
     # export
     (["export", "--store", "{good}", "-o", "{file}"], "'-o' parameter of unitheory export must be a directory"),
+    (["export", "--store", "{good}", "-o", "{file}/sub"], "but '{file}' on its way is a file, not a folder"),
     (["export", "--store", "{noise}", "-o", "{root}/out"], "is corrupt or not an SQLite database"),
     (["export", "--store", "{root}/missing", "-o", "{root}/out"], "No unitheory store at"),
     # report
@@ -97,19 +108,58 @@ PROBES = [
         "--file 'x.toml' matches no saved verdict",
     ),
     (["report", "--store", "{good}", "-o", "{file}"], "'-o' parameter of unitheory report must be a directory"),
+    (["report", "--store", "{good}", "-o", "{file}/sub/r"], "but '{file}' on its way is a file, not a folder"),
     (["report", "--store", "{foreign}", "-o", "{root}/r3"], "is an SQLite database but not a unitheory store"),
+    (["report", "--store", "{good}", "-o", "{root}/r4", "--seed", "-2"], "must be a non-negative int (a seed)"),
     # falsify
     (["falsify", "nofile.toml", "--store", "{root}/missing"], "No hypothesis file at 'nofile.toml'"),
     (["falsify", "{bad_hypotheses}", "--store", "{good}"], "bad_hypotheses.toml"),
     (["falsify", "{hypotheses}", "--store", "{root}/missing"], "No unitheory store at"),
     (["falsify", "{hypotheses}", "--store", "{good}", "--resamples", "0"], "'--resamples' parameter"),
+    (["falsify", "{hypotheses}", "--store", "{good}", "--seed", "-1"], "'--seed' parameter of unitheory falsify must"),
     # prereg
     (["prereg", "nofile.toml", "--store", "{root}/s6"], "No hypothesis file at 'nofile.toml'"),
     (["prereg", "{hypotheses}", "--store", "{truncated}"], "is corrupt or not an SQLite database"),
     # study
     (["study", "prime-control", "--quick", "-o", "{file}", "--store", "{root}/s7"], "'output' parameter of run_study"),
     (["study", "prime-control", "--quick", "--resamples", "0", "--store", "{root}/s8"], "'n_resamples' parameter"),
+    (["study", "prime-control", "--quick", "--seed", "-1", "--store", "{root}/s8"], "'--seed' parameter of unitheory"),
+    (  # refused before the study's runs, not when its report is written after them
+        ["study", "prime-control", "--quick", "-o", "{file}/report", "--store", "{root}/s9"],
+        "'output' parameter of run_study must be a directory (existing or not). Got '{file}/report', but '{file}' on",
+    ),
 ]
+
+
+#: hypotheses that do not fit the store's runs: 'falsify' exits 0 with an inconclusive verdict saying why
+MISMATCHED = {
+    "a misspelt axis": (
+        'scope = { specs = ["toy"], axes = ["widht"] }\nprediction = { kind = "rank" }\ntests = ["kendall"]',
+        "scope.axes names ['widht'], which no run in scope has, so its configurations cannot be formed.",
+    ),
+    "a scope that matches no run": (
+        'scope = { specs = ["toyy"], axes = ["width"] }\nprediction = { kind = "rank" }\ntests = ["kendall"]',
+        "no run of the store is in scope (scope.specs = ['toyy']).",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MISMATCHED))
+def test_a_hypothesis_that_does_not_fit_the_runs_is_inconclusive_with_the_reason(world, capsys, tmp_path, case):
+    """Before: a misspelt axis was dropped silently (Kendall's interval then resampled seeds as independent runs, psi
+    failed with 'must name at least one axis. Got []'), and an empty scope read 'the runs ... do not record'."""
+    body, reason = MISMATCHED[case]
+    path = tmp_path / "h.toml"
+    path.write_text(f'[[hypothesis]]\nname = "h"\nquantity = "prime_count"\noutcome = "final_test_loss"\n{body}\n')
+    shutil.copytree(world["good"], tmp_path / "store")  # falsify saves its verdicts: leave the shared store alone
+    capsys.readouterr()
+    assert bridge.cli.main(["falsify", str(path), "--store", str(tmp_path / "store"), "--resamples", "49"]) == 0
+    out = capsys.readouterr().out
+    assert f"h           inconclusive  {reason}" in out
+
+
+#: specs of PROBES rows whose error comes from a run itself (so after the store was opened)
+RUN_TIME_ERRORS = ("telescope.toml",)
 
 
 def _argv(argv: list[str], world: dict) -> list[str]:
@@ -128,9 +178,82 @@ def _one_line_error(capsys, command: str, argv: list[str]) -> str:
 @pytest.mark.parametrize(("argv", "fragment"), PROBES, ids=[f"{a[0]}: {f[:40]}" for a, f in PROBES])
 def test_bad_input_is_one_plain_line_with_exit_code_2(world, capsys, argv, fragment):
     start = time.monotonic()
-    err = _one_line_error(capsys, argv[0], _argv(argv, world))
-    assert fragment in err
+    argv = _argv(argv, world)
+    store = Path(argv[argv.index("--store") + 1]) if "--store" in argv else None
+    existed = store is not None and store.exists()
+    err = _one_line_error(capsys, argv[0], argv)
+    assert fragment.replace("{file}", str(world["file"])) in err
     assert time.monotonic() - start < 30  # refused at once: the Ray probe does not wait for a cluster
+    in_a_run = any(a.endswith(RUN_TIME_ERRORS) for a in argv)
+    if argv[0] == "run" and store is not None and not existed and not in_a_run:  # refused before the store exists
+        assert not store.exists()
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_an_output_folder_this_user_may_not_write_is_refused_before_reading(world, capsys, monkeypatch, command):
+    """As root (CI) every folder is writable: os.access stands in for a folder of another user."""
+    monkeypatch.setattr("theory._validation.os.access", lambda path, mode: Path(path) != world["root"])
+    err = _one_line_error(capsys, command, [command, "--store", str(world["good"]), "-o", str(world["root"] / "o")])
+    assert f"this user may write. Got '{world['root'] / 'o'}', but '{world['root']}' is read-only for them." in err
+
+
+def test_ctrl_c_is_one_plain_line_with_exit_code_130_and_the_stored_runs_stay(world, capsys, monkeypatch, tmp_path):
+    """Ctrl-C during the second run: no KeyboardInterrupt traceback, the first run stored, no lease left behind."""
+    import empirics.sweep
+
+    execute_run, calls = empirics.sweep.execute_run, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return execute_run(*args, **kwargs)
+
+    monkeypatch.setattr(empirics.sweep, "execute_run", interrupted)
+    spec = tmp_path / "two.toml"
+    spec.write_text(TOY.replace("[params]", "seeds = [0, 1]\n[params]"))
+    capsys.readouterr()
+    assert bridge.cli.main(["run", str(spec), "--store", str(tmp_path / "store")]) == 130
+    err = capsys.readouterr().err
+    assert err == "unitheory run: interrupted; the runs stored so far are kept: rerun the same command to resume\n"
+    with Store(tmp_path / "store", readonly=True) as store:
+        assert len(store.runs()) == 1
+        assert store._conn.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0
+
+
+def test_a_dead_pool_worker_is_one_plain_line_and_rerunning_resumes(world, capsys, tmp_path):
+    """A worker killed mid-run (the toy's crash_marker: os._exit on a first attempt) broke the pool with a
+    BrokenProcessPool traceback; now one line naming the lost run, and the same command then completes."""
+    spec = tmp_path / "crash.toml"
+    spec.write_text(TOY.replace("steps = 4", f"steps = 4\ncrash_marker = '{tmp_path / 'crashed'}'"))
+    argv = ["run", str(spec), "--store", str(tmp_path / "store"), "--backend", "pool"]
+    err = _one_line_error(capsys, "run", argv)
+    assert "A pool worker died (killed, or out of memory?) while runs [" in err and "rerun the same command" in err
+    assert bridge.cli.main(argv) == 0
+    with Store(tmp_path / "store", readonly=True) as store:
+        assert len(store.runs()) == 1
+
+
+def test_a_full_disk_while_exporting_says_so_and_that_the_store_is_untouched(world, capsys, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Store, "export", full)
+    err = _one_line_error(capsys, "export", ["export", "--store", str(world["good"]), "-o", str(world["root"] / "x")])
+    assert "the disk is full (No space left on device) while writing the output, which is incomplete; the store" in err
+
+
+def test_a_reader_that_stops_reading_gets_no_broken_pipe_message(world, capsys, monkeypatch):
+    """'unitheory runs | head -3' printed 'unitheory runs: error: [Errno 32] Broken pipe' when head exited."""
+    import bridge.cli.runs
+
+    def gone(*args, **kwargs):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(bridge.cli.runs, "describe", gone)
+    capsys.readouterr()
+    assert bridge.cli.main(["runs", "--store", str(world["good"])]) == 141
+    assert capsys.readouterr().err == ""
 
 
 def test_a_full_disk_is_one_plain_line_and_the_stored_runs_stay(world, capsys, monkeypatch, tmp_path):

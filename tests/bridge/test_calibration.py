@@ -7,12 +7,19 @@ import pytest
 
 from bridge import parse_hypotheses
 from bridge.calibration import (
+    EQUIVALENCE_KINDS,
+    EVENT_KINDS,
+    EVENT_TOLERANCE,
     KINDS,
     LAW_KINDS,
+    LAW_SNR_PER_EFFECT,
     RANK_KINDS,
     RANK_TESTS,
+    TAU_CEILING,
     Design,
     calibrate,
+    configuration_tau,
+    design_effect,
     hypothesis_file,
     power,
     simulate,
@@ -46,7 +53,7 @@ def test_the_law_columns_follow_the_law_in_every_configuration():
 
 
 def test_every_kind_parses_and_the_defaults_are_the_rank_kinds_tests():
-    hypotheses = parse_hypotheses(hypothesis_file(RANK_KINDS + LAW_KINDS))
+    hypotheses = parse_hypotheses(hypothesis_file(RANK_KINDS + LAW_KINDS + EVENT_KINDS + EQUIVALENCE_KINDS))
     assert [h.name for h in hypotheses] == list(KINDS)
     assert all(h.controls for h in hypotheses[: len(RANK_KINDS)])  # the default controls apply
     assert RANK_TESTS == tuple(t.value for t in DEFAULT_TESTS[Kind.RANK]) == KINDS["true driver, default tests"].tests
@@ -82,3 +89,41 @@ def test_power_for_a_planned_design_of_any_kind():
     assert np.isnan(power(3, 2, kind="null law", reps=2).power)
     with pytest.raises(ValueError, match="'kind' parameter of power must be one of 'true driver, default tests'"):
         power(3, 2, kind="true drivers")
+
+
+def test_effect_units_match_the_simulated_sweeps():
+    """The configuration-level τ of the rank model and the law's signal-to-noise, measured on large simulated
+    sweeps (configuration means over 200 seeds), agree with :func:`configuration_tau` and LAW_SNR_PER_EFFECT;
+    design_effect inverts them."""
+    effect = design_effect(Kind.RANK, 0.5)
+    table = simulate(Design(300, 200, effect), 3)
+    means = table.groupby("width")[["q_driver", "test_error"]].mean()
+    assert means.corr(method="kendall").iloc[0, 1] == pytest.approx(0.5, abs=0.06)
+    assert configuration_tau(effect) == pytest.approx(0.5, abs=1e-3)
+    assert configuration_tau(0.5) < configuration_tau(1.0) < TAU_CEILING < configuration_tau(20.0) < 0.835
+    with pytest.raises(ValueError, match="ceiling"):
+        design_effect(Kind.RANK, 0.9)
+    law = simulate(Design(400, 200, design_effect(Kind.FUNCTIONAL, 2.0)), 4)
+    signal = law.groupby("width")["loss"].mean()
+    noise = (law["loss"] - law.groupby("width")["loss"].transform("mean")).std()
+    assert signal.std() / noise == pytest.approx(2.0, rel=0.1) and LAW_SNR_PER_EFFECT == pytest.approx(1.823, abs=1e-3)
+    assert design_effect(Kind.EVENT, 0.7) == design_effect(Kind.EQUIVALENCE, 0.7) == 0.7
+
+
+def test_event_and_equivalence_kinds():
+    """The lag is centred effect standard deviations inside the tolerance (half its variance between
+    configurations); the arms differ by nothing (y_equal) or by the margin (y_apart); more effect, more power."""
+    table = simulate(Design(400, 20, 0.5), 5)
+    lag = table["lag"] + EVENT_TOLERANCE
+    assert lag.mean() == pytest.approx(0.5, abs=0.1) and lag.std() == pytest.approx(1.0, rel=0.1)
+    between = lag.groupby(table["width"]).mean().var()
+    assert between == pytest.approx(0.5 + 0.5 / 20, rel=0.25)
+    assert (table["lag_null"] + EVENT_TOLERANCE).median() == pytest.approx(0.0, abs=0.1)
+    arms = table.groupby("arm")[["y_equal", "y_apart"]].mean()
+    assert arms["y_equal"].diff().iloc[1] == pytest.approx(0.0, abs=0.15)
+    assert arms["y_apart"].diff().iloc[1] == pytest.approx(0.5, abs=0.15)
+    weak, strong = (power(6, 5, e, kind="true order", reps=20) for e in (0.25, 1.5))
+    assert weak.power < strong.power and strong.power > 0.8
+    assert power(12, 5, 3.0, kind="true equivalence", reps=10).power > 0.5
+    with pytest.raises(ValueError, match="margin is the design's effect"):
+        hypothesis_file(EQUIVALENCE_KINDS, effect=0.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ NTK = {
     "z = 0": (["--z", "0"], r"'z' parameter of unitheory ntk must be a real number in \(0, inf\]"),
     "z = nan": (["--z", "nan"], "'z' parameter of unitheory ntk"),
     "threads = 0": (["--threads", "0"], "'threads' parameter"),
+    "seed = -1": (["--seed", "-1"], r"'seed' parameter of unitheory ntk must be a non-negative int \(a seed\). Got -1"),
     "a kernel larger than memory": (
         ["--n", "100000"],
         r"about 32,000,000,000,000 bytes \(32 TB: a \(100000, 100000, 10, 10\) float64 kernel and 24 TB of copies "
@@ -68,6 +70,12 @@ def boom():
 
 def number():
     return 3
+
+
+def diverged():
+    net = make()
+    torch.nn.init.constant_(net[2].bias, float("nan"))
+    return net
 """
 
 
@@ -91,6 +99,10 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     torch.save(model, tmp_path / "whole.pt")
     torch.save({"head.weight": torch.zeros(3, 16)}, tmp_path / "keys.pt")
     torch.save({k: v[:4] for k, v in model.state_dict().items()}, tmp_path / "shapes.pt")
+    state = model.state_dict()
+    for name, fill in (("inf", float("inf")), ("zero", 0.0)):  # a diverged run; a layer pruned to zero
+        layer = {"0.weight": state["0.weight"].clone().fill_(fill)}
+        torch.save(state | layer, tmp_path / f"{name}.pt")
     (tmp_path / "random.pt").write_bytes(np.random.default_rng(0).bytes(256))
     (tmp_path / "empty.pt").write_bytes(b"")
     monkeypatch.chdir(tmp_path)
@@ -111,7 +123,9 @@ PREDICT = {
     ),
     "model file with a syntax error": (["broken.py:make", "--data", "d.npz"], "'broken.py' raised SyntaxError"),
     "missing model file": (["nofile.py:make", "--data", "d.npz"], "No model file 'nofile.py'"),
-    "no such factory": (["cwdfactories:nothere", "--data", "d.npz"], r"no callable 'nothere'.*\['boom', 'make'"),
+    "no such factory": (
+        ["cwdfactories:nothere", "--data", "d.npz"], r"no callable 'nothere'.*\['boom', 'diverged', 'make'",
+    ),
     "factory raises": (
         ["cwdfactories:boom", "--data", "d.npz"], "factory 'cwdfactories:boom' raised RuntimeError: boom at import",
     ),
@@ -131,6 +145,13 @@ PREDICT = {
         r"with torch.load\(weights_only=True\): unpickling other objects can run arbitrary code",
     ),
     "empty checkpoint": ([*OK, "--checkpoint", "empty.pt"], r"'empty.pt' is empty \(0 bytes\)"),
+    "checkpoint of a diverged run": (
+        [*OK, "--checkpoint", "inf.pt"], r"The checkpoint 'inf.pt' holds NaN or Inf in \[0.weight\]: every kernel",
+    ),
+    "factory of a diverged model": (
+        ["cwdfactories:diverged", "--data", "d.npz"],
+        r"The model factory 'cwdfactories:diverged' returned a model with NaN or Inf in \[2.bias\]",
+    ),
     "missing checkpoint": ([*OK, "--checkpoint", "none.pt"], "No checkpoint file 'none.pt'"),
     "data of the wrong width": (
         ["cwdfactories:make", "--data", "wide.npz"],
@@ -157,6 +178,15 @@ def test_predict_bad_inputs(case, workdir, capsys):
     argv, fragment = PREDICT[case]
     assert main(["predict", *argv]) == 2
     assert re.search(fragment, one_line_error(capsys, "predict"))
+
+
+def test_a_layer_of_zeros_gives_notes_not_numpy_warnings(workdir, capsys):
+    """Measures undefined for a layer of zeros (log 0, 0/0) are their limits, explained in notes, without the seven
+    RuntimeWarnings numpy printed before."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert main(["predict", "cwdfactories:make", "--data", "d.npz", "--checkpoint", "zero.pt"]) == 0
+    assert "note: log_prod_spec = -inf" in capsys.readouterr().out
 
 
 def test_factory_module_in_the_working_directory_is_found(workdir, capsys):

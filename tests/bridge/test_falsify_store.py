@@ -58,6 +58,24 @@ def test_run_table_joins_parameters_outcomes_and_final_values(store, runs):
         assert merged[name].to_numpy() == pytest.approx(merged[f"{name}_truth"].to_numpy(), rel=1e-12)
 
 
+def test_a_recorded_name_another_phenomenon_has_as_an_outcome_is_read_from_the_records(tmp_path, runs):
+    """p_test is an outcome of one phenomenon (random features) and a record of another (the telescope): the table
+    of the second reads its records, not the first's outcome column (NaN for its runs)."""
+    from empirics.spec import RunConfig
+    from empirics.store import RunResult
+
+    with Store(tmp_path / "mixed") as s:
+        write_store(s, runs)
+        config = RunConfig("rff", "double_descent_rff", {"width": 1, "seed": 0}, (), (0,))
+        s.write_run(RunResult(config, {"p_test": 123.0, "test_error": 0.1}, [(0, "train_loss", 1.0)], {},
+                              "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:01+00:00", 1.0))  # fmt: skip
+        both = run_table(s, ["p_test"])
+        synthetic = run_table(s, ["p_test"], scope=Scope(specs=("synthetic",)))
+    assert both.set_index("spec").loc["rff", "p_test"] == 123.0  # an outcome keeps the outcome
+    assert len(synthetic) == len(runs) and synthetic["p_test"].notna().all()
+    assert both.loc[both["spec"] == "synthetic", "p_test"].tolist() == synthetic["p_test"].tolist()
+
+
 def test_values_at_step_and_initial():
     records = pd.DataFrame(
         {"run_id": ["a"] * 4, "step": [0, 10, 20, 30], "quantity": ["q"] * 4, "value": [1.0, 2.0, 3.0, 4.0]}

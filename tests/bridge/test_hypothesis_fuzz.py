@@ -149,6 +149,13 @@ BAD_FILES = [
         "prediction.null: Cannot parse the formula \"__import__('os')\": call \"__import__('os')\": unknown function",
     ),
     ("p0-string", GOOD.replace("b*q", 'b*q", p0 = { a = "1" }, x="'), HypothesisFileError, "p0: start values"),
+    (
+        "p0-unknown-parameter",
+        GOOD.replace("b*q", 'b*q", p0 = { bb = 1.0 }, x="'),
+        HypothesisFileError,
+        "hypothesis[0].prediction.p0: names ['bb'], not a free parameter of the expression or the null ['a', 'b', "
+        "'c_null']",
+    ),
     ("fit-on-bool", GOOD.replace("b*q", 'b*q", fit_on = true, x="'), HypothesisFileError, "fit_on: expected an"),
     ("method", GOOD.replace("b*q", 'b*q", method = "ols", x="'), HypothesisFileError, "method: must be one of"),
     (

@@ -390,6 +390,31 @@ def test_grokking_curves_mark_the_generalisation_step(figures_kept, tmp_path) ->
     assert set(plotted.data["final"]["quantity"]) == {"step_train_fit", "step_test_fit"}  # the delay, not 0 errors
 
 
+def test_lottery_curves_draw_both_controls_with_the_ticket(figures_kept, tmp_path) -> None:
+    """Frankle & Carbin's controls, recorded per round as reinit_test_error and random_test_error, are drawn with
+    the ticket's test error along the rounds (dotted, dash-dotted) and in the final panel."""
+    rows, records = [], []
+    for k in (0, 50):
+        for seed in (0, 1):
+            run = f"k{k}-{seed}"
+            rows.append({"run_id": run, "seed": seed, "rewind_step": k, "test_error": 0.4,
+                         "reinit_test_error": 0.5, "random_test_error": 0.55})  # fmt: skip
+            for r in range(4):
+                for name, slope in (("train_error", 0.0), ("test_error", 0.01), ("reinit_test_error", 0.03),
+                                    ("random_test_error", 0.04)):  # fmt: skip
+                    records.append((run, r, name, 0.4 + slope * r))
+    runs = pd.DataFrame(rows)
+    records = pd.DataFrame(records, columns=["run_id", "step", "quantity", "value"])
+    plotted = _figures.phenomenon_curves(runs, records, ["rewind_step"], "test_error", tmp_path / "l.png")
+    assert set(plotted.data["along"]["quantity"]) == {"train_error", "test_error", "reinit_test_error",
+                                                      "random_test_error"}  # fmt: skip
+    assert set(plotted.data["final"]["quantity"]) == {"test_error", "reinit_test_error", "random_test_error"}
+    (fig,) = figures_kept
+    styles = [line.get_linestyle() for line in fig.axes[0].get_lines() if len(line.get_xdata()) == 4]
+    assert styles.count(":") == 2 and styles.count("-.") == 2  # one control curve of each kind per rewind step
+    assert fig.axes[0].get_ylabel() == "test_error"
+
+
 def _stored_test(payload: dict, hypothesis: str, test: str, environment: str = "all") -> dict:
     return next(t for t in payload["tests"] if t["hypothesis"] == hypothesis and t["test"] == test
                 and t["role"] == "quantity" and t["environment"] == environment)  # fmt: skip
@@ -467,6 +492,16 @@ def test_constant_controls_get_no_panel_and_few_valued_subjects_are_flagged(buil
     assert "q takes only" not in md and "random_measure takes only" not in md
 
 
+def test_quantity_panels_cycle_markers_over_more_sweep_levels_than_markers(figures_kept, tmp_path) -> None:
+    """The full double-descent study colours by n_features with 11 levels: the panels ran out of the 8 markers
+    ('These `markers` levels are missing values') and the study ended after all its runs without its report."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"n_features": np.repeat(np.arange(1, 12) * 100.0, 3), "q": rng.normal(size=33)})
+    table["test_error"] = table["q"] + rng.normal(size=33)
+    plotted = _figures.quantity_panels(table, ["q"], "test_error", "n_features", tmp_path / "q.png")
+    assert plotted.data["panels"] == ["q"] and len(figures_kept[0].axes) == 1
+
+
 def test_report_and_prediction_bands_print_no_warnings(built, tmp_path) -> None:
     root, _, _, hypotheses = built
     with warnings.catch_warnings(record=True) as caught, Store(root / "store") as store:
@@ -510,3 +545,22 @@ def test_prediction_band_skips_resamples_that_do_not_identify_the_law() -> None:
         one = prediction_band(h, table[table["width"] == 1], n_resamples=10)
         assert one["note"].startswith("no curve: the parameters of test_error = a + b*p + c*p**2 are not identified")
         assert one["curves"] == []
+
+
+def test_a_hypothesis_read_at_an_event_is_saved_as_json_and_read_back() -> None:
+    """``at = {expression = "sparsity", below = 0.2}`` (a lottery ticket below 20% of its weights) is stored in the
+    verdict payload as JSON and becomes the same event again for the report's tables."""
+    import json
+
+    from bridge.hypothesis import parse_hypotheses
+    from bridge.report.results import at_from_payload, describe_hypothesis
+
+    (h,) = parse_hypotheses(
+        '[[hypothesis]]\nname = "h"\nquantity = "sparsity"\noutcome = "gain"\n'
+        'at = { expression = "1 - sparsity", above = 0.8 }\ntests = ["kendall"]\n'
+        '[hypothesis.prediction]\nkind = "rank"\n'
+    )
+    payload = json.loads(json.dumps(describe_hypothesis(h)))
+    assert payload["at"] == {"expression": "1 - sparsity", "above": 0.8}
+    assert at_from_payload(payload["at"]) == h.at
+    assert at_from_payload("final") == "final" and at_from_payload(3) == 3

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from empirics.phenomena import PHENOMENA, get_phenomenon
+from empirics.quantities import QUANTITIES
 from empirics.spec import SpecError, load_spec, spec_from_dict
 from empirics.store import SCHEMA_VERSION, Store, StoreError
 
@@ -72,6 +73,10 @@ def _missing(root: Path) -> Path:
     return root / "missing"
 
 
+def _under_a_file(root: Path) -> Path:
+    return _file(root) / "store"
+
+
 STORE_CASES: list[tuple[Callable[[Path], Path], dict, type[Exception], str]] = [
     (_file, {}, StoreError, "is a file, not a unitheory store"),
     (_db_dir, {}, StoreError, "is a directory, not an SQLite database file"),
@@ -81,6 +86,7 @@ STORE_CASES: list[tuple[Callable[[Path], Path], dict, type[Exception], str]] = [
     (_foreign, {}, StoreError, "is an SQLite database but not a unitheory store"),
     (_foreign_columns, {"readonly": True}, StoreError, "has a 'results' table that is not unitheory's"),
     (_newer, {}, StoreError, f"schema version {SCHEMA_VERSION + 1}, newer than this unitheory's"),
+    (_under_a_file, {}, StoreError, r"Cannot create a store at '.*/f/store': Not a directory"),
     (_missing, {"create": False}, FileNotFoundError, "No unitheory store at"),
     (_missing, {"readonly": True}, FileNotFoundError, "No unitheory store at"),
 ]
@@ -121,6 +127,42 @@ def test_load_spec_refuses_bad_specs_naming_the_key(tmp_path, text, options, err
     with pytest.raises(error) as caught:
         load_spec(target, **options)
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+SPEC = b"name = 'x'\nphenomenon = 'double_descent_mlp'\n"
+_PLUGIN = b"from empirics.phenomena import Phenomenon, register\nfrom empirics.quantities import quantity\n\n\n"
+#: (files written beside the spec, the spec's bytes, fragment): a plugin whose own code fails, an unreadable spec
+FILE_CASES: dict[str, tuple[dict[str, bytes], bytes, str]] = {
+    "plugin with a syntax error": (
+        {"broken.py": b"def f(:\n"}, SPEC + b"plugins = ['broken.py']", "raised SyntaxError: invalid syntax",
+    ),
+    "plugin that raises": (
+        {"raises.py": b"raise RuntimeError('plugin exploded')\n"}, SPEC + b"plugins = ['raises.py']",
+        r"key 'plugins': cannot import: importing plugin '.*raises.py' raised RuntimeError: plugin exploded",
+    ),
+    "plugin reusing a control's name": (
+        {"q.py": _PLUGIN + b"@quantity('prime_count')\ndef fake(s):\n    return {}\n"},
+        SPEC + b"plugins = ['q.py']", r"raised ValueError: Two definitions of the quantity 'prime_count': .* and fake",
+    ),
+    "plugin reusing a built-in phenomenon's name": (
+        {"p.py": _PLUGIN + b"@register\nclass Fake(Phenomenon):\n    name = 'double_descent_mlp'\n"},
+        SPEC + b"plugins = ['p.py']", r"Two definitions of the phenomenon 'double_descent_mlp': DoubleDescentMLP",
+    ),
+    "spec that is not UTF-8": ({}, b"\xff\xfe" + SPEC, r"key '<file>': not UTF-8 text \(invalid start byte at byte 0"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(FILE_CASES))
+def test_load_spec_names_a_failing_plugin_or_an_unreadable_file(tmp_path, case):
+    files, spec, fragment = FILE_CASES[case]
+    for name, content in {**files, "bad.toml": spec}.items():
+        (tmp_path / name).write_bytes(content)
+    for _ in range(2):  # a failed plugin is not kept half-imported: loading the spec again fails again
+        with pytest.raises(SpecError, match=fragment) as caught:
+            load_spec(tmp_path / "bad.toml")
+        assert "\n" not in str(caught.value)
+    assert PHENOMENA["double_descent_mlp"].__module__ == "empirics.phenomena.double_descent"  # nothing replaced
+    assert QUANTITIES["prime_count"].__module__ == "empirics.controls"
 
 
 DICT_CASES: list[tuple[dict, str]] = [

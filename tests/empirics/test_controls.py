@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from empirics.controls import (
     CONTROL_QUANTITIES,
+    PRIME_SCALES,
     RANDOM_MEASURE,
     count_primes,
     finalize_controls,
@@ -89,7 +90,9 @@ def test_controls_are_registered_quantities():
     recorder = Recorder(CONTROL_QUANTITIES, [0])
     recorder.record(0, snap)
     got = {name: value for _, name, value in recorder.rows}
-    assert got == {"prime_count": _prime_count_reference(model, 10.0), "param_count": 5 * 7 + 7 + 7 * 3 + 3}
+    fixed = {f"prime_count_x{s}": _prime_count_reference(model, float(s)) for s in PRIME_SCALES}  # one shared rule
+    assert got == {"prime_count": _prime_count_reference(model, 10.0), "param_count": 5 * 7 + 7 + 7 * 3 + 3, **fixed}
+    assert fixed["prime_count_x10"] == got["prime_count"] and fixed["prime_count_x100"] > 0
 
 
 def _lag_autocorr(z: np.ndarray, lag: int) -> float:

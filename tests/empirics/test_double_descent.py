@@ -156,10 +156,10 @@ def test_entk_effective_parameters_match_autograd_loop():
     pinv = np.linalg.pinv(k_tr, hermitian=True, rtol=30 * np.finfo(float).eps)
     out = entk_effective_parameters(model, x_train, x_test)
     n_params = sum(p.numel() for p in model.parameters())  # 26 < n = 30: rank-deficient kernel
-    assert out["p_train"] == pytest.approx(np.sum((k_tr @ pinv) ** 2), rel=1e-6)
-    assert out["p_train"] == pytest.approx(np.linalg.matrix_rank(k_tr), rel=1e-6)  # ridgeless: p_train = rank
-    assert out["p_train"] < n_params
-    assert out["p_test"] == pytest.approx(30 / 7 * np.sum((k_te @ pinv) ** 2), rel=1e-6)
+    assert out["p_train_ntk_interp"] == pytest.approx(np.sum((k_tr @ pinv) ** 2), rel=1e-6)
+    assert out["p_train_ntk_interp"] == pytest.approx(np.linalg.matrix_rank(k_tr), rel=1e-6)  # ridgeless: the rank
+    assert out["p_train_ntk_interp"] < n_params
+    assert out["p_test_ntk_interp"] == pytest.approx(30 / 7 * np.sum((k_te @ pinv) ** 2), rel=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -170,6 +170,11 @@ def test_entk_effective_parameters_match_autograd_loop():
         ({"width": 0}, r"'width' parameter of double_descent_mlp must be a value in \[1, inf\). Got 0"),
         ({"lr": 0.0}, r"'lr' parameter of double_descent_mlp must be a value in \(0, inf\)"),
         ({"classes": [3]}, r"'classes' parameter of double_descent_mlp must be \[\] \(all ten digits\)"),
+        ({"lr_reference_width": -1}, r"'lr_reference_width' parameter of double_descent_mlp must be a value in \[0"),
+        ({"one_output": True, "classes": [0, 1]}, "'one_output' parameter .* two 'classes' and loss 'mse'"),
+        ({"one_output": True, "classes": [0, 1, 2], "loss": "mse"}, "'one_output' parameter .* two 'classes'"),
+        ({"ntk_interp": 1}, "'ntk_interp' parameter of double_descent_mlp must be a boolean"),
+        ({"prime_scale": 0.0}, r"'prime_scale' parameter of double_descent_mlp must be a value in \(0, inf\)"),
     ],
 )
 def test_mlp_rejects_bad_parameters(params, match):
@@ -184,7 +189,7 @@ def test_mlp_run_is_deterministic_and_records_standard_scalars():
         "n_test": 40,
         "steps": 20,
         "seed": 1,
-        "effective_parameters": True,
+        "ntk_interp": True,
         "snapshot_size": 16,
     }
     a, b = Recorder((), [0, 5, 20]), Recorder((), [0, 5, 20])
@@ -194,8 +199,39 @@ def test_mlp_run_is_deterministic_and_records_standard_scalars():
     names = {name for _, name, _ in a.rows}
     assert {"train_loss", "test_loss", "train_error", "test_error"} <= names
     assert {step for step, _, _ in a.rows} == {0, 5, 20}
-    assert out_a["p_train"] == pytest.approx(16)  # 8·40 + 8 + 90 parameters > 16 snapshot points: interpolates
+    assert out_a["p_train_ntk_interp"] == pytest.approx(16)  # 8·40 + 8 + 90 parameters > 16 snapshot points
     assert 0 <= out_a["test_error"] <= 1
+
+
+ONE_OUTPUT = {"width": 256, "n_train": 40, "n_test": 30, "classes": [0, 1], "one_output": True, "loss": "mse",
+              "optimizer": "sgd", "lr": 0.1, "steps": 40, "snapshot_size": 20, "seed": 3}  # fmt: skip
+
+
+def test_one_output_run_telescopes_p_train_and_p_test_of_the_trained_network():
+    """The binary one-output task with the run's own telescoping model (Jeffares et al. 2024): the model has one
+    output read as 1{f > 1/2}; a wide network (lr scaled to w0/width = 1/4) is followed to within 1% of the change
+    of its outputs, p_train lies in (0, n] and rises along training from 0 (the smoother starts at S_0 = 0)."""
+    recorder = Recorder(["telescope"], [0, 10, 40])
+    out = get_phenomenon("double_descent_mlp").run({**ONE_OUTPUT, "lr_reference_width": 64}, recorder)
+    rows = {(step, name): value for step, name, value in recorder.rows}
+    assert rows[(0, "p_train")] == 0.0 and 0 < rows[(10, "p_train")] < rows[(40, "p_train")] <= 40
+    assert rows[(40, "p_test")] > 0 and rows[(40, "telescope_gap_test")] < 0.01
+    assert rows[(40, "train_error")] == out["train_error"] and np.isnan(out["p_train_ntk_interp"])
+    assert out["train_loss"] < rows[(0, "train_loss")]
+
+
+def test_lr_reference_width_scales_the_step_of_wide_networks_only():
+    """lr · min(1, w0/width): a width-256 network with w0 = 64 takes the steps of lr/4, so its first update equals
+    that of an unscaled run at lr/4; a width-32 network is unaffected."""
+
+    def first_loss(**params):
+        recorder = Recorder((), [1])
+        get_phenomenon("double_descent_mlp").run({**ONE_OUTPUT, "steps": 1, **params}, recorder)
+        return dict((name, value) for _, name, value in recorder.rows)["train_loss"]
+
+    assert first_loss(lr_reference_width=64) == first_loss(lr=0.025)
+    assert first_loss(width=32, lr_reference_width=64) == first_loss(width=32)
+    assert first_loss(lr_reference_width=64) != first_loss()
 
 
 # ---- the signature ----------------------------------------------------------------------------------------------

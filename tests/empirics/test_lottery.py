@@ -7,7 +7,14 @@ from torch import nn
 
 from empirics.controls import param_count
 from empirics.phenomena import get_phenomenon
-from empirics.phenomena.lottery import apply_masks, dense_state, matching_sparsity, next_masks, remaining_fraction
+from empirics.phenomena.lottery import (
+    apply_masks,
+    dense_state,
+    matching_sparsity,
+    next_masks,
+    random_masks_like,
+    remaining_fraction,
+)
 from empirics.phenomena.lottery_lmc import barrier, interpolate
 from empirics.recorder import Recorder
 from empirics.spec import load_spec
@@ -55,6 +62,24 @@ def test_random_masks_are_seeded_and_remaining_fraction_counts_weights_only():
     assert remaining_fraction(a) == pytest.approx((30 + 15) / 90)
 
 
+def test_random_pruning_control_keeps_the_tickets_layer_wise_counts():
+    net = _net()
+    ticket = next_masks(net, 0.6, 0.3, "magnitude", torch.Generator().manual_seed(0))
+    a = random_masks_like(ticket, torch.Generator().manual_seed(5))
+    b = random_masks_like(ticket, torch.Generator().manual_seed(5))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    for mask, control in zip(ticket, a, strict=True):
+        assert control.shape == mask.shape and int(control.sum()) == int(mask.sum())
+        assert set(control.unique().tolist()) <= {0.0, 1.0}
+    assert not all(torch.equal(x, y) for x, y in zip(ticket, a, strict=True))
+    assert remaining_fraction(a) == remaining_fraction(ticket)
+
+
+def test_lottery_rejects_non_boolean_control_flags():
+    with pytest.raises(ValueError, match="random_control"):
+        get_phenomenon("lottery_ticket").run({"random_control": 1}, Recorder())
+
+
 def test_matching_sparsity_stops_at_the_first_non_matching_round():
     assert matching_sparsity([0.8, 0.64, 0.51, 0.41], [0.30, 0.305, 0.32, 0.30], 0.30) == 0.64
     assert matching_sparsity([0.8], [0.5], 0.3) == 1.0
@@ -99,6 +124,13 @@ def test_quick_lottery_ticket_matches_dense_while_random_reinit_falls_below():
     assert rows[(1, "param_count")] < rows[(0, "param_count")]
     assert 0.0 < rows[(1, "ntk_distance_ticket_init")] < 1.0 and rows[(0, "ntk_distance_ticket_init")] == 0.0
     assert "prime_count" in {name for _, name in rows}
+    for control in ("reinit", "random"):  # both controls at every round, and the ticket's gain over each
+        assert rows[(0, f"{control}_test_error")] == out["dense_test_error"]
+        assert rows[(1, f"{control}_test_error")] == out[f"{control}_test_error"]
+        gain = rows[(1, f"ticket_gain_over_{control}")]
+        assert gain == pytest.approx(out[f"{control}_test_error"] - out["test_error"])
+    assert out["random_test_error"] > out["dense_test_error"] + 0.01  # random pruning does not match either
+    assert rows[(1, "ticket_excess_over_dense")] == pytest.approx(out["test_error"] - out["dense_test_error"])
 
 
 def test_quick_linear_mode_connectivity_barrier_shrinks_with_rewinding():

@@ -108,6 +108,33 @@ def test_newer_schema_is_refused_naming_both_versions(tmp_path):
         Store(tmp_path)
 
 
+def test_version_1_store_is_migrated_renaming_the_ntk_interpolator_outcomes(tmp_path):
+    """Version 1 stored the eNTK interpolator's p_train/p_test of double-descent MLPs under the telescoping model's
+    names; opening the store renames them for those phenomena only, once, and records the new version (a read-only
+    opening reads the new names and writes nothing)."""
+    store = Store(tmp_path)
+    dd = dataclasses.replace(_result(seed=0), outcomes={"test_error": 0.3, "p_train": 16.0, "p_test": 40.0})
+    dd = dataclasses.replace(dd, config=dataclasses.replace(dd.config, phenomenon="double_descent_mlp"))
+    other = dataclasses.replace(_result(seed=1), outcomes={"p_train": 5.0, "p_test": 6.0})
+    store.write_run(dd)
+    store.write_run(other)
+    store.close()
+    with sqlite3.connect(tmp_path / "store.sqlite") as conn:
+        conn.execute("UPDATE schema_version SET version = 1")
+        conn.execute("UPDATE runs SET outcomes = ? WHERE run_id = ?", ('{"p_test": 40.0, "p_train": 16.0}', dd.run_id))
+    read_only = Store(tmp_path, readonly=True).runs().set_index("seed")  # read with the new names, not written
+    assert read_only.loc[0, "p_test_ntk_interp"] == 40.0 and read_only.loc[1, "p_test"] == 6.0
+    with sqlite3.connect(tmp_path / "store.sqlite") as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    for _ in range(2):  # a second opening finds version 2 and changes nothing
+        runs = Store(tmp_path).runs().set_index("seed")
+        assert runs.loc[0, "p_train_ntk_interp"] == 16.0 and runs.loc[0, "p_test_ntk_interp"] == 40.0
+        assert np.isnan(runs.loc[0, "p_train"]) and runs.loc[1, "p_train"] == 5.0
+        assert np.isnan(runs.loc[1, "p_train_ntk_interp"])
+    with sqlite3.connect(tmp_path / "store.sqlite") as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
 def test_missing_store_is_not_created_for_reading(tmp_path):
     with pytest.raises(FileNotFoundError, match="No unitheory store"):
         Store(tmp_path / "nope", create=False)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import bridge.cli
-from empirics.controls import CONTROL_QUANTITIES, RANDOM_MEASURE
+from empirics.controls import CONTROL_QUANTITIES, PRIME_SCALES, RANDOM_MEASURE
 from empirics.spec import load_spec
 from empirics.store import Store
 from empirics.sweep import execute_run, run_sweep
@@ -47,7 +47,8 @@ def test_records_follow_the_schedule_with_controls_and_fresh_stateful_quantities
         mine = records[records["run_id"] == config.run_id]
         names = set(mine["quantity"])
         expected = {"train_loss", "test_loss", "weight_norm", "velocity", "torch_threads", "blas_threads"}
-        assert expected | {*CONTROL_QUANTITIES, RANDOM_MEASURE} == names
+        fixed_rule = {f"prime_count_x{s}" for s in PRIME_SCALES}  # recorded with prime_count
+        assert expected | {*CONTROL_QUANTITIES, RANDOM_MEASURE} | fixed_rule == names
         assert set(mine.loc[mine["quantity"].isin(["torch_threads", "blas_threads"]), "value"]) == {1.0}
         for name in names:
             assert tuple(mine.loc[mine["quantity"] == name, "step"]) == config.schedule

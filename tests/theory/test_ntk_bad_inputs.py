@@ -78,6 +78,33 @@ def adds_noise() -> nn.Module:
     return Wrap(lambda lin, x: lin(x) + torch.randn(x.shape[0], 2, dtype=x.dtype))
 
 
+def batch_statistics() -> nn.Module:
+    """Batch normalisation hidden in a functional call, which no module check sees; fails on one sample alone."""
+    return Wrap(lambda lin, x: lin(F.batch_norm(x, None, None, training=True)))
+
+
+class Stateful(nn.Module):
+    """A linear layer whose forward also updates its own state in place: a call counter (a buffer the outputs do not
+    read), running input means it subtracts (a buffer they read), or a clamp of its weight (a parameter)."""
+
+    def __init__(self, update: str) -> None:
+        super().__init__()
+        self.lin, self.update = nn.Linear(3, 2), update
+        self.register_buffer("calls", torch.zeros(()))
+        self.register_buffer("running_mean", torch.zeros(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.update == "counter":
+            self.calls.add_(1.0)
+        elif self.update == "running_mean":
+            self.running_mean.mul_(0.9).add_(0.1 * x.detach().mean(0))
+            x = x - self.running_mean
+        else:
+            with torch.no_grad():
+                self.lin.weight.clamp_(-0.1, 0.1)
+        return self.lin(x)
+
+
 def mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
 
@@ -108,6 +135,18 @@ EMPIRICAL_NTK: dict[str, tuple[Callable[[], nn.Module], Callable[[], Any], dict,
     "writes into a view of its input": (writes_into_input_view, x3, {}, InPlaceInputError, "x.mul_"),
     "functional dropout": (functional_dropout, x3, {}, NondeterministicModelError, r"f\.eval\(\).*F\.dropout"),
     "random noise in forward": (adds_noise, x3, {}, NondeterministicModelError, "two forward passes"),
+    "batch statistics in forward": (
+        batch_statistics, x3, {}, SampleMixingError, r"runs on a batch of 4 inputs but fails on one input alone",
+    ),
+    "a call counter in a buffer": (
+        lambda: Stateful("counter"), x3, {}, InPlaceInputError, r"modifies its buffer 'calls' in place during forward",
+    ),
+    "running statistics in a buffer": (
+        lambda: Stateful("running_mean"), x3, {}, InPlaceInputError, "modifies its buffer 'running_mean' in place",
+    ),
+    "a parameter clamped in forward": (
+        lambda: Stateful("clamp"), x3, {}, InPlaceInputError, "modifies its parameter 'lin.weight' in place",
+    ),
     "NaN in x1": (mlp, lambda: with_nan(x3()), {}, NonFiniteInputError, r"'x1'.*1 of 6 samples \(first: sample 3\)"),
     "Inf in x2": (mlp, x3, {"x2": x3(4).index_fill(1, torch.tensor([0]), float("inf"))}, NonFiniteInputError, "'x2'"),
     "integer input into a float model": (
@@ -148,12 +187,13 @@ def test_empirical_ntk_bad_inputs(case, implementation):
     if x.is_floating_point():
         x = x.to(torch.float32 if "memory" in case else torch.float64)
         model = model.to(x.dtype)
-    before = x.clone()
+    before, state = x.clone(), {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(error, match=fragment) as info:
         empirical_ntk(model, x, implementation=implementation, **kwargs)
     assert isinstance(info.value, NTKInputError) and isinstance(info.value, ValueError)
     assert "\n" not in str(info.value)
     assert torch.equal(x, before) or torch.isnan(before).any()  # the caller's tensor is never modified
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())  # nor its model's state
 
 
 # (entry point, model, x, error class, message fragment)
@@ -168,6 +208,14 @@ OPERATOR_AND_JACOBIAN = {
     "jacobian: in place": (jacobian, scales_input_in_place, x3, InPlaceInputError, "in place"),
     "jacobian: dropout": (jacobian, functional_dropout, x3, NondeterministicModelError, "random"),
     "jacobian: wrong width": (jacobian, mlp, lambda: x3()[:, :1], InputMismatchError, r"\(N, \.\.\., 3\)"),
+    "jacobian: a buffer changed in place": (
+        jacobian, lambda: Stateful("counter"), x3, InPlaceInputError, "buffer 'calls'",
+    ),
+    "empirical_ntk: unknown implementation": (
+        lambda f, x: empirical_ntk(f, x, implementation="fast"), mlp, x3, ValueError,
+        r"'implementation' parameter of empirical_ntk must be one of 'auto', 'structured', 'jacobian', 'ntk_vp'\. "
+        r"Got 'fast'",
+    ),
 }  # fmt: skip
 
 

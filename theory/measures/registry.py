@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -359,7 +360,8 @@ def compute_measures(
         random_state: seeds the PAC-Bayes σ searches and the conv Lanczos start vectors.
 
     Returns:
-        ``{name: value}`` in the order of ``names``.
+        ``{name: value}`` in the order of ``names``; a measure undefined for this model (a layer of zeros: log 0,
+        0/0) is its limit ``±inf`` or NaN, without numpy's RuntimeWarnings.
 
     Raises:
         ValueError: unknown names, a measure whose data/init model is missing, a margin or PAC-Bayes measure
@@ -398,7 +400,8 @@ def compute_measures(
             _check_folding(model, folded, x)
     init = prepared(check_model(init_model, "init_model")) if init_model is not None else None
     inputs = MeasureInputs(folded, init, x, y, random_state, conv_norm)
-    return {n: float(MEASURES[n].fn(inputs)) for n in names}
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # limits (±inf, NaN) are the values
+        return {n: float(MEASURES[n].fn(inputs)) for n in names}
 
 
 def _check_folding(model: nn.Module, folded: nn.Module, x: torch.Tensor) -> None:

@@ -39,7 +39,7 @@ class InputMismatchError(NTKInputError):
 
 
 class InPlaceInputError(NTKInputError):
-    """The model's forward modifies its input tensor in place."""
+    """The model's forward modifies its input tensor, or one of its own parameters or buffers, in place."""
 
 
 class NondeterministicModelError(NTKInputError):
@@ -72,9 +72,12 @@ def probe_model(view: ModelView, x1: Tensor, x2: Tensor | None = None) -> int:
 
     Raises, in this order: :class:`NonFiniteInputError`; :class:`InputMismatchError` when the model fails on
     the inputs (naming its first layer's expected input); :class:`InPlaceInputError` when the forward bumps
-    the version counter of its input; :class:`NondeterministicModelError` when two passes of the same inputs
-    disagree; :class:`SampleMixingError` when the block's outputs differ from the samples' outputs one at a time.
-    The caller's tensors are never passed to the model here (the probe runs on copies). On the data-free
+    the version counter of its input or of one of its parameters or buffers (a call counter, running
+    statistics); :class:`SampleMixingError` when the model runs on the block but fails on one sample alone (batch
+    statistics, e.g. ``F.batch_norm(x, None, None, training=True)``); :class:`NondeterministicModelError` when two
+    passes of the same inputs disagree; :class:`SampleMixingError` when the block's outputs differ from the
+    samples' outputs one at a time. The caller's tensors and its model's parameters and buffers are never passed
+    to the model here (the probe runs on copies), so a failed probe leaves them as they were. On the data-free
     "meta" device (shape inference) only the number of outputs is taken: there is nothing to compare.
     """
     if x1.device.type == "meta":
@@ -83,23 +86,33 @@ def probe_model(view: ModelView, x1: Tensor, x2: Tensor | None = None) -> int:
     check_finite("x2", x2)
     rows = x1[:PROBE_ROWS] if x2 is None else torch.cat([x1[:PROBE_ROWS], x2[:PROBE_ROWS]])
     block = view.cast_input(rows).clone()
-    version = block._version
-    first = _forward(view, block, x1)
-    if block._version != version:
+    state = {name: t.clone() for name, t in {**view.params, **view.buffers}.items()}
+    versions = {name: t._version for name, t in state.items()} | {"": block._version}
+    first = _forward(view, block, x1, state)
+    if block._version != versions[""]:
         raise InPlaceInputError(
             f"The model {_name(view)} modifies its input in place (its version counter changed during forward, "
             "e.g. x.mul_(2.0)): it would overwrite the caller's tensor and change the kernel between blocks, and "
             "torch.func cannot differentiate through it. Use an out-of-place operation (x = x * 2.0)."
         )
+    changed = [name for name, t in state.items() if t._version != versions[name]]
+    if changed:
+        what = "buffer" if changed[0] in view.buffers else "parameter"
+        raise InPlaceInputError(
+            f"The model {_name(view)} modifies its {what} {changed[0]!r} in place during forward (e.g. a call "
+            "counter or running statistics updated with add_ or mul_): each forward pass changes the model, so the "
+            "kernel would depend on how many passes ran, and computing it would change the caller's model. Freeze "
+            "that state (f.eval(), or compute it out of place) before taking the kernel."
+        )
     # One sample at a time must give the block's outputs; when it does not, a second pass of the block tells a
     # random forward (the block disagrees with itself) from one that mixes samples. A one-sample block's second
     # pass is the determinism check itself.
-    alone = torch.cat([_forward(view, block[i : i + 1].clone(), x1) for i in range(len(block))])
+    alone = torch.cat([_alone(view, block, i, x1, state) for i in range(len(block))])
     if len(block) == 1:
         gap, mixing = _gap(first, alone), None
     else:
         mixing = _gap(first, alone)
-        gap = None if mixing is None else _gap(first, _forward(view, block.clone(), x1))
+        gap = None if mixing is None else _gap(first, _forward(view, block.clone(), x1, state))
     if gap is not None:
         raise NondeterministicModelError(
             f"The model {_name(view)} gives different outputs on two forward passes of the same {len(block)} "
@@ -114,6 +127,22 @@ def probe_model(view: ModelView, x1: Tensor, x2: Tensor | None = None) -> int:
             "per-sample operations only (BatchNorm in eval mode, statistics over features, not the batch)."
         )
     return first.shape[1]
+
+
+def _alone(view: ModelView, block: Tensor, i: int, x1: Tensor, state: dict[str, Tensor]) -> Tensor:
+    """The outputs of sample ``i`` of ``block`` passed alone; a model that ran on the block but fails on one sample
+    computes statistics over the batch: a :class:`SampleMixingError`."""
+    try:
+        with torch.no_grad():
+            return view(block[i : i + 1].clone(), state)
+    except (RuntimeError, IndexError, ValueError) as err:
+        torch_says = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SampleMixingError(
+            f"The model {_name(view)} mixes samples: it runs on a batch of {len(block)} inputs but fails on one "
+            f"input alone (torch: {torch_says}), so its forward computes statistics over the batch, e.g. "
+            "F.batch_norm(x, None, None, training=True). The per-sample kernel is undefined. Use per-sample "
+            "operations only (BatchNorm in eval mode with running statistics, statistics over features)."
+        ) from err
 
 
 def _name(view: ModelView) -> str:
@@ -135,16 +164,21 @@ def _gap(a: Tensor, b: Tensor) -> float | None:
     return float((a - b).abs().nan_to_num(nan=float("inf")).max()) if a.shape == b.shape else float("inf")
 
 
-def _forward(view: ModelView, x: Tensor, x1: Tensor) -> Tensor:
-    """``view(x)`` without grad; a failure of the model on the inputs becomes an :class:`InputMismatchError`."""
+def _forward(view: ModelView, x: Tensor, x1: Tensor, state: dict[str, Tensor] | None = None) -> Tensor:
+    """``view(x, state)`` without grad; a failure of the model on the inputs becomes an :class:`InputMismatchError`
+    (``state``: copies of the parameters and buffers to run on, so the caller's model is never modified)."""
     try:
         with torch.no_grad():
-            return view(x)
-    except (RuntimeError, IndexError) as err:
+            return view(x, state)
+    except NTKInputError:
+        raise
+    except (RuntimeError, IndexError, ValueError) as err:
         failure = err
     entered: list[tuple[str, nn.Module]] = []  # a second pass finds the first layer the forward entered
-    with contextlib.suppress(RuntimeError, IndexError), _record_layers(view.module, entered), torch.no_grad():
-        view(x)
+    state = None if state is None else {name: t.clone() for name, t in state.items()}
+    with contextlib.suppress(RuntimeError, IndexError, ValueError), _record_layers(view.module, entered):
+        with torch.no_grad():
+            view(x, state)
     path, layer = entered[0] if entered else _first_owner(view.module)
     expects = _expected_input(layer, view.dtype)
     torch_says = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__

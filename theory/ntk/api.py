@@ -118,7 +118,7 @@ def empirical_ntk(
         >>> tuple(empirical_ntk(f, torch.randn(5, 3), trace_outputs=True).shape)
         (5, 5)
     """
-    impl = check_option("implementation", implementation, list(NTKImplementation), owner="empirical_ntk")
+    impl = check_option("implementation", implementation, [i.value for i in NTKImplementation], owner="empirical_ntk")
     impl = NTKImplementation(impl)
     check_positive_int("block_size", block_size, allow_none=True, owner="empirical_ntk")
     check_positive_int("sketch_dim", sketch_dim, allow_none=True, owner="empirical_ntk")
