@@ -21,7 +21,8 @@ cases with ``--cases`` and sizes with ``--sizes``). Cases:
 - ``operator``: ``ntk_operator`` + Lanczos top-5 (``top_eigenpairs``) of the full CIFAR-net kernel for
   N = ``--operator-n`` (N·O)² entries that are not formed.
 
-Timings are the best of ``--repeats`` runs (one run for the tutorial and for N > ``--tutorial-max-n``), in
+Timings are the best of ``--repeats`` runs (the conv cases' tutorial too, so that both sides of "× tutorial"
+are taken alike on a loaded machine; one run for the MLP tutorial and for N > ``--tutorial-max-n``), in
 process CPU seconds with one thread on the CPU (``--clock``: on the shared 2-core machine wall times swing
 with other processes' load; on an idle machine the two agree), GEMM rate included; ``--threads`` sets
 torch's threads.
@@ -202,7 +203,9 @@ def compare_conv(label, model, sizes, args, rate, device, rows) -> None:
             t_tut = None
             if n <= args.tutorial_max_n:
                 print(f"{label} N={n} {kind}: tutorial ...", file=sys.stderr, flush=True)
-                t_tut, theta = best_time(lambda x=x, trace=trace: tutorial_ntk(model, x, x, trace), 1, device)
+                t_tut, theta = best_time(
+                    lambda x=x, trace=trace: tutorial_ntk(model, x, x, trace), args.repeats, device
+                )
                 rows.append((label, n, kind, "tutorial vmap(jacrev)+einsum", t_tut, 1.0, t_tut / floor,
                              rel_dev(theta[:16, :cols], exact)))  # fmt: skip
                 del theta
