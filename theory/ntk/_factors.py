@@ -170,8 +170,9 @@ def conv_patches(module: nn.Conv1d | nn.Conv2d, a: Tensor, use_w: bool, use_b: b
         window = [(c_g, s_c)] + [(kk, s * d) for kk, s, d in zip(kernel, s_space, module.dilation, strict=True)]
         if s_c == 1 and c_in > 1:  # channels-last: channels innermost
             window = window[1:] + window[:1]
-        view = a.as_strided(size + [w[0] for w in window], stride + [w[1] for w in window], a.storage_offset())
-        patches[..., :k] = view.reshape(n, groups, positions, k)
+        sizes = [w[0] for w in window]
+        view = a.as_strided(size + sizes, stride + [w[1] for w in window], a.storage_offset())
+        patches[..., :k].unflatten(2, out_space).unflatten(-1, sizes).copy_(view)  # one copy, no reshaped temporary
     return patches
 
 
