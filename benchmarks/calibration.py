@@ -16,7 +16,7 @@ quantity, and the wall time; writes the power figure ``benchmarks/figures/calibr
 false "falsified" <= α + 2 s.e. for the true driver and the true law. The wrong law's rate of "supported" is a
 want of power (a linear law that the data cannot tell from the logarithm), reported, not a target. The event
 order and equivalence kinds hold "supported" on their boundary and "falsified" for a true claim to the same
-target; with runs as their units they miss it (README, calibration section).
+target, with configurations as their units (``benchmarks/nested_units.py`` compares the candidate units).
 """
 
 from __future__ import annotations

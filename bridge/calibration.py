@@ -199,7 +199,7 @@ def _equivalence(variable: str) -> str:
 
 
 #: an event ordering that holds (the mean lag ``effect`` standard deviations inside the tolerance) and one whose
-#: median lag sits on the tolerance (the boundary: "supported" is an error)
+#: mean lag sits on the tolerance (the boundary: "supported" is an error)
 EVENT_KINDS = (
     HypothesisKind("true order", _event(), _F, ("event_order",), right=_S),
     HypothesisKind("boundary order", _event(), _S, ("event_order",), lag="lag_null"),

@@ -154,7 +154,8 @@ class Hypothesis:
     ``at`` picks which recorded value of each quantity enters the per-run table: ``"final"``, ``"initial"``, a
     step, or an :class:`Event` (the value at the run's first step where the event holds, e.g. at grokking).
     ``controls``: the negative controls to beat; omitted in the file means :data:`DEFAULT_CONTROLS` (or the
-    file-level list), ``controls = []`` opts out explicitly (verdicts then say that no control was declared).
+    file-level list) without the quantity itself, ``controls = []`` opts out explicitly (verdicts then say that
+    no control was declared); a hypothesis that lists its own quantity among its controls is an error.
     ``equivalence_margin``: for an equivalence prediction the TOST margin; for a rank prediction the smallest
     correlation that matters, so that Kendall τ and the partial rank correlation fail when significantly below
     it. ``effect``: the effect the hypothesis claims (``[hypothesis.power] effect``), in its prediction kind's unit
@@ -365,6 +366,9 @@ def _hypothesis(r: _Reader, defaults: dict[str, Any]) -> Hypothesis:
     if n_test is not None and n_test < 1:
         r.fail("n_test", f"must be >= 1, got {n_test!r}")
     effect = _effect(r.sub("power"), prediction.kind) if "power" in r.table else None
+    controls = r.names("controls", defaults["controls"])
+    if "controls" in r.table and quantity in controls:
+        r.fail("controls", f"{quantity!r} is the hypothesis's quantity: a quantity is never its own control")
     out = Hypothesis(
         name=name,
         quantity=quantity,
@@ -376,7 +380,7 @@ def _hypothesis(r: _Reader, defaults: dict[str, Any]) -> Hypothesis:
         alpha=float(alpha),
         equivalence_margin=None if margin is None else float(margin),
         confounders=r.names("confounders"),
-        controls=r.names("controls", defaults["controls"]),
+        controls=tuple(c for c in controls if c != quantity),  # a default control may be the quantity itself
         n_test=n_test,
         description=r.get("description", str, ""),
         effect=effect,

@@ -124,12 +124,17 @@ RULES: tuple[Rule, ...] = (
          "configuration of the predicted environment: paired t test of log(MSE/MSE_null) over them",
          "p_for < α: the law's MSE significantly below the null's (its ratio interval below 1)",
          "Holm-corrected p_against < α: the law's MSE significantly above the null's", "otherwise", _HOLM),
-    Rule("event_order", "median lag step(B) − step(A) over runs", "run (one lag per run)",
-         "sign-test p_for < α: median lag above −tolerance",
-         "Holm-corrected p_against < α: the sign test of median lag below −tolerance (B first)",
+    Rule("event_order", "mean lag step(B) − step(A): the mean over configurations of their mean lag",
+         "configuration: each configuration's lags averaged over its seeds; one-sample t test over configurations "
+         "(exact sign test when they do not vary; runs when the sweep is one configuration)",
+         "p_for < α: the mean lag is above −tolerance (its t interval's lower bound too)",
+         "Holm-corrected p_against < α: the mean lag is below −tolerance (B first)",
          "otherwise", _HOLM),
     Rule("tost", "difference of means between two levels (TOST, Schuirmann 1987)",
-         "run (paired by seed if declared)", "TOST p_for < α: the (1 − 2α) interval inside ±margin",
+         "configuration: each level's values averaged within their configuration, pooled two-sample t over the "
+         "configuration means (paired by seed if declared: the configuration means of the differences, "
+         "one-sample t); runs when each level is one configuration",
+         "TOST p_for < α: the (1 − 2α) interval inside ±margin",
          "Holm-corrected p_against < α: min of the one-sided t tests of difference > margin and < −margin (the "
          "(1 − 2α) interval wholly outside ±margin)", "otherwise", _HOLM),
     Rule("verdict", "all rows of the hypothesis", "its rows'",
@@ -161,12 +166,31 @@ class Judgement:
 
 
 @dataclass(frozen=True)
+class RowKey:
+    """One test row of a hypothesis: its test, subject, role (``quantity``, ``control``, ``comparison``) and
+    environment; unique within the hypothesis (the columns of the same names in the test table)."""
+
+    test: str
+    subject: str
+    role: str
+    environment: str = "all"
+
+    def describe(self) -> str:
+        where = "" if self.environment == "all" else f" in {self.environment}"
+        return f"{self.test} ({self.role} {self.subject}{where})"
+
+
+@dataclass(frozen=True)
 class HypothesisVerdict:
-    """The verdict on one hypothesis with its one-sentence reason."""
+    """The verdict on one hypothesis with its one-sentence reason and the row that decided it (``decided_by``):
+    the first failing row of a falsified hypothesis, the row or control comparison that stood in the way of an
+    inconclusive one; None when every row was needed (supported: all passed, an intersection–union test) or when
+    no row could be computed (the reason says what was missing)."""
 
     hypothesis: str
     verdict: Verdict
     reason: str
+    decided_by: RowKey | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +213,17 @@ class ControlsTested:
 
 def _fmt(x: float) -> str:
     return f"{x:.3g}"
+
+
+def p_for_text(p: float) -> str:
+    """How a reason quotes a row's one-sided p-value for the prediction (uncorrected: support is an
+    intersection–union test)."""
+    return f"raw p for = {_fmt(p)}"
+
+
+def p_against_text(p: float) -> str:
+    """How a reason quotes a row's p-value against the prediction, Holm-adjusted within the hypothesis."""
+    return f"Holm-adjusted p against = {_fmt(p)}"
 
 
 def _where(environment: str) -> str:
@@ -251,24 +286,27 @@ def _correlation(
     stat = result.statistic
     if p_against < alpha:
         what = f"significantly below the margin {margin:g}" if margin else "significantly of the wrong sign"
-        return Judgement(Outcome.FAIL, f"{name}{where} = {_fmt(stat)} is {what} (p = {_fmt(p_against)}, Holm)")
+        return Judgement(Outcome.FAIL, f"{name}{where} = {_fmt(stat)} is {what} ({p_against_text(p_against)})")
     low, high = _aligned_interval(result, direction)
     defined = bool(np.isfinite(low) and np.isfinite(high))
     if p_for < alpha and defined and low > 0:
-        return Judgement(Outcome.PASS, f"{name}{where} = {_fmt(stat)} {_interval_text(result)} (p = {_fmt(p_for)})")
+        return Judgement(Outcome.PASS, f"{name}{where} = {_fmt(stat)} {_interval_text(result)} ({p_for_text(p_for)})")
     if p_for < alpha and not defined:
         why = result.details.get("interval", "no interval")
         return Judgement(
             Outcome.INCONCLUSIVE,
-            f"{name}{where} = {_fmt(stat)} is significant (p = {_fmt(p_for)}) but has no interval: {why}",
+            f"{name}{where} = {_fmt(stat)} is significant ({p_for_text(p_for)}) but has no interval: {why}",
         )
     if p_for < alpha:
         return Judgement(
             Outcome.INCONCLUSIVE,
-            f"{name}{where} = {_fmt(stat)} is significant (p = {_fmt(p_for)}) but "
+            f"{name}{where} = {_fmt(stat)} is significant ({p_for_text(p_for)}) but "
             f"its interval {_interval_text(result)} includes 0",
         )
-    return Judgement(Outcome.INCONCLUSIVE, f"{name}{where} = {_fmt(stat)} is not significant (p = {_fmt(p_for)})")
+    return Judgement(
+        Outcome.INCONCLUSIVE,
+        f"{name}{where} = {_fmt(stat)} is not significant ({p_for_text(p_for)}; {p_against_text(p_against)})",
+    )
 
 
 def judge(
@@ -290,7 +328,10 @@ def judge(
     if test is Test.OUT_OF_SETTING:
         return _judge_out_of_setting(a, result, p_for, p_against, where)
     if not np.isfinite(stat):
-        return Judgement(Outcome.INCONCLUSIVE, f"{test.value}{where} is undefined on these runs")
+        why = result.details.get("why")
+        return Judgement(
+            Outcome.INCONCLUSIVE, f"{test.value}{where} is undefined on these runs" + (f": {why}" if why else "")
+        )
     if test is Test.KENDALL:
         return _correlation("Kendall tau", result, p_for, p_against, a, s, margin, where)
     if test is Test.PSI:
@@ -303,12 +344,13 @@ def judge(
             return Judgement(
                 Outcome.FAIL,
                 f"signed {test.value}{where} = {_fmt(stat)}: the quantity tracks the outcome "
-                f"the other way (p = {_fmt(p_against)}, Holm)",
+                f"the other way ({p_against_text(p_against)})",
             )
         if p_for < a:
-            return Judgement(Outcome.PASS, f"signed {test.value}{where} = {_fmt(stat)} (p = {_fmt(p_for)})")
+            return Judgement(Outcome.PASS, f"signed {test.value}{where} = {_fmt(stat)} ({p_for_text(p_for)})")
         return Judgement(
-            Outcome.INCONCLUSIVE, f"signed {test.value}{where} = {_fmt(stat)} is not significant (p = {_fmt(p_for)})"
+            Outcome.INCONCLUSIVE,
+            f"signed {test.value}{where} = {_fmt(stat)} is not significant ({p_for_text(p_for)})",
         )
     if test is Test.ROBUST:
         worst = result.details.get("worst environment", "?")
@@ -321,38 +363,53 @@ def judge(
             return Judgement(
                 Outcome.FAIL,
                 f"{figures}: some environment is significantly worse than a coin flip "
-                f"(worst: {worst}; p = {_fmt(p_against)}, Holm)",
+                f"(worst: {worst}; {p_against_text(p_against)})",
             )
         if p_for < a:
             return Judgement(
                 Outcome.PASS,
-                f"{figures}: every environment is significantly better than a coin flip (p = {_fmt(p_for)})",
+                f"{figures}: every environment is significantly better than a coin flip ({p_for_text(p_for)})",
             )
         return Judgement(
             Outcome.INCONCLUSIVE,
-            f"{figures}: not every environment is shown to beat a coin flip (p = {_fmt(p_for)}; worst: {worst})",
+            f"{figures}: not every environment is shown to beat a coin flip ({p_for_text(p_for)}; worst: {worst})",
         )
     if test is Test.EVENT:
         tol = hypothesis.prediction.tolerance
+        lags = f"mean lag {_fmt(stat)} steps {_units(result)}"
+        if gaps := result.details.get("runs without a lag"):
+            lags += f" ({gaps})"
         if p_against < a:
             return Judgement(
                 Outcome.FAIL,
-                f"the second event comes first by more than {tol:g} steps: median lag {_fmt(stat)} "
-                f"(sign test p = {_fmt(p_against)}, Holm)",
+                f"the second event comes first by more than {tol:g} steps: {lags} ({p_against_text(p_against)})",
             )
         if p_for < a:
-            return Judgement(Outcome.PASS, f"median lag {_fmt(stat)} steps > -{tol:g} (sign test p = {_fmt(p_for)})")
-        return Judgement(Outcome.INCONCLUSIVE, f"the event order is not significant (p = {_fmt(p_for)})")
+            return Judgement(Outcome.PASS, f"{lags} > -{tol:g} ({p_for_text(p_for)})")
+        return Judgement(
+            Outcome.INCONCLUSIVE,
+            f"{lags}: the event order is not significant ({p_for_text(p_for)}; {p_against_text(p_against)})",
+        )
     # TOST
-    m = hypothesis.equivalence_margin
+    m, units = hypothesis.equivalence_margin, _units(result)
     if p_against < a:
         return Judgement(
             Outcome.FAIL,
-            f"the difference {_fmt(stat)} lies significantly outside the margin {m:g} (p = {_fmt(p_against)}, Holm)",
+            f"the difference {_fmt(stat)} lies significantly outside the margin {m:g} {units} "
+            f"({p_against_text(p_against)})",
         )
     if p_for < a:
-        return Judgement(Outcome.PASS, f"TOST shows |difference| < {m:g} (p = {_fmt(p_for)})")
-    return Judgement(Outcome.INCONCLUSIVE, f"equivalence within {m:g} is not shown (p = {_fmt(p_for)})")
+        return Judgement(Outcome.PASS, f"TOST shows |difference| < {m:g} {units} ({p_for_text(p_for)})")
+    return Judgement(
+        Outcome.INCONCLUSIVE,
+        f"equivalence within {m:g} is not shown {units} (difference {_fmt(stat)}; {p_for_text(p_for)})",
+    )
+
+
+def _units(result: TestResult) -> str:
+    """'over G configurations' or 'over n runs': the units of an event order's or an equivalence's test."""
+    configurations = str(result.details.get("unit", "")).startswith("configuration")
+    return f"over {result.n} {'configurations' if configurations else 'runs'}"
 
 
 def _judge_fit(alpha: float, result: TestResult, p_against: float) -> Judgement:
@@ -368,17 +425,17 @@ def _judge_fit(alpha: float, result: TestResult, p_against: float) -> Judgement:
     lof_p = np.nan if lof is None else lof.pvalue
     lof_text = "" if lof is None or not np.isfinite(lof_p) else (
         f"lack-of-fit F{(lof.details['df lack of fit'], lof.details['df pure error'])} = {_fmt(lof.statistic)}, "
-        f"p = {_fmt(lof_p)}"
+        f"raw p against = {_fmt(lof_p)}"
     )  # fmt: skip
     if p_against < alpha:  # name the check with the smallest p against
         worst = min(checks, key=lambda c: c.p_against if np.isfinite(c.p_against) else np.inf, default=None)
-        corrected = f"p = {_fmt(p_against)} with Bonferroni over the row's checks and Holm"
+        corrected = f"{p_against_text(p_against)}, after Bonferroni over the row's checks"
         if worst is not None and not worst.p_against >= (lof_p if np.isfinite(lof_p) else np.inf):
             return Judgement(Outcome.FAIL, f"the constraint {worst.describe()} ({corrected})")
         return Judgement(
             Outcome.FAIL, f"the configuration means depart from the law beyond seed noise ({lof_text}; {corrected})"
         )
-    gain = f"R2_rel = {_fmt(result.statistic)}, p = {_fmt(p)} on configuration means"
+    gain = f"R2_rel = {_fmt(result.statistic)}; gain over the null on configuration means: {p_for_text(p)}"
     if not np.isfinite(p):
         return Judgement(Outcome.INCONCLUSIVE, f"the law's gain over the null is untestable: {result.details['gain']}")
     if not p < alpha:
@@ -390,7 +447,7 @@ def _judge_fit(alpha: float, result: TestResult, p_against: float) -> Judgement:
         return Judgement(
             Outcome.INCONCLUSIVE,
             f"it beats the null ({gain}), but its lack of fit is significant at α ({lof_text}), though not after "
-            f"Bonferroni and Holm (p = {_fmt(p_against)})",
+            f"Bonferroni over the row's checks and Holm ({p_against_text(p_against)})",
         )
     undecided = [c for c in checks if c.side is not Side.RIGHT]
     if undecided:
@@ -409,40 +466,58 @@ def _judge_out_of_setting(alpha: float, result: TestResult, p_for: float, p_agai
     ratio = f"geometric-mean MSE/MSE_null = {_fmt(result.statistic)} (paired over {m} configurations"
     if p_against < alpha:
         return Judgement(
-            Outcome.FAIL, f"out of setting{where} the law predicts worse than the null: {ratio}, p = "
-            f"{_fmt(p_against)}, Holm)",
+            Outcome.FAIL, f"out of setting{where} the law predicts worse than the null: {ratio}, "
+            f"{p_against_text(p_against)})",
         )  # fmt: skip
     if p_for < alpha:
         return Judgement(
-            Outcome.PASS, f"out of setting{where} the law predicts better than the null: {ratio}, p = {_fmt(p_for)})"
+            Outcome.PASS,
+            f"out of setting{where} the law predicts better than the null: {ratio}, {p_for_text(p_for)})",
         )
     return Judgement(
-        Outcome.INCONCLUSIVE, f"out of setting{where} the law's gain is not significant: {ratio}, p = {_fmt(p_for)})"
+        Outcome.INCONCLUSIVE,
+        f"out of setting{where} the law's gain is not significant: {ratio}, {p_for_text(p_for)}; "
+        f"{p_against_text(p_against)})",
     )
 
 
 def beats_control(test: Test, quantity: TestResult, control: TestResult, direction: int, alpha: float = 0.05) -> bool:
-    """Whether the quantity does better than a control on ``test``. For Kendall, ``control`` is the paired
-    difference result (:func:`~bridge.stats.rank.kendall_tau_difference` or, along steps,
-    :func:`~bridge.stats.steps.kendall_over_steps` with ``control``): its interval must be defined and lie above
-    0. A law must fit (or predict) significantly better than the same law in the control (one-sided at
-    ``alpha``). Other tests compare the statistics (a control oriented the way it does best), which can only make
-    support harder."""
+    """Whether the quantity does better than a control on ``test`` (:func:`compare_with_control`'s verdict)."""
+    return compare_with_control(test, quantity, control, direction, alpha)[0]
+
+
+def compare_with_control(
+    test: Test, quantity: TestResult, control: TestResult, direction: int, alpha: float = 0.05
+) -> tuple[bool, str]:
+    """Whether the quantity does better than a control on ``test``, and what the comparison showed (for the
+    reason). For Kendall, ``control`` is the paired difference result D = direction·τ(quantity) − |τ(control)|
+    (:func:`~bridge.stats.rank.kendall_tau_difference` or, along steps, :func:`~bridge.stats.steps.kendall_over_steps`
+    with ``control``): its interval must be defined and lie above 0. A law must fit (or predict) significantly
+    better than the same law in the control (one-sided at ``alpha``). Other tests compare the statistics (a
+    control oriented the way it does best), which can only make support harder."""
     if test is Test.KENDALL:
-        return bool(np.isfinite(control.low) and control.low > 0)
+        d = f"D = τ(quantity) − |τ(control)| = {_fmt(control.statistic)}"
+        if not np.isfinite(control.statistic):
+            why = control.details.get("why") or control.details.get("interval") or "no defined τ on these runs"
+            return False, f"D = τ(quantity) − |τ(control)| is undefined: {why}"
+        if not (np.isfinite(control.low) and np.isfinite(control.high)):
+            return False, f"{d} has no interval: {control.details.get('interval', 'none')}"
+        better = bool(control.low > 0)
+        return better, f"{d}, interval {_interval_text(control)} {'lies above' if better else 'does not lie above'} 0"
     if test in (Test.FIT, Test.OUT_OF_SETTING):
         return _law_beats_control(quantity, control, alpha)
     q, c = quantity.statistic, control.statistic
+    shown = f"{test.value} {_fmt(q)} for the quantity vs {_fmt(c)} for the control"
     if not np.isfinite(c):
-        return True
+        return True, f"{test.value} is undefined for the control"
     if test in (Test.PSI, Test.PARTIAL):
-        return bool(direction * q > abs(c))
+        return bool(direction * q > abs(c)), shown + " (|control| is the bar)"
     if test is Test.ROBUST:
-        return bool(q < c)
-    return bool(q > c)  # CMI scores
+        return bool(q < c), shown + " (lower is better)"
+    return bool(q > c), shown  # CMI scores
 
 
-def _law_beats_control(quantity: TestResult, control: TestResult, alpha: float) -> bool:
+def _law_beats_control(quantity: TestResult, control: TestResult, alpha: float) -> tuple[bool, str]:
     """The law in the quantity beats the same law in a control iff its per-configuration loss (squared mean
     residual for fit, MSE out of setting on the log scale) is significantly smaller: one-sided paired t test over
     the shared configurations at ``alpha``. A control whose law could not be fitted is beaten."""
@@ -457,36 +532,47 @@ def _law_beats_control(quantity: TestResult, control: TestResult, alpha: float) 
 
     mine, theirs = loss(quantity), loss(control)
     if mine is None or theirs is None:
-        return mine is not None
+        beaten = mine is not None
+        return beaten, "the law could not be fitted in the control" if beaten else "the law could not be fitted"
     compared = paired_ratio_test(mine, theirs, log=log, alternative="less")
-    return bool(compared.pvalue < alpha)
+    what = "geometric-mean" if log else "mean"
+    return bool(compared.pvalue < alpha), (
+        f"{what} per-configuration loss ratio quantity/control = {_fmt(compared.statistic)} over "
+        f"{compared.n} configurations, one-sided paired t test raw p = {_fmt(compared.pvalue)}"
+    )
 
 
 def decide(
     hypothesis: Hypothesis,
-    judged: list[tuple[str, str, Judgement]],
-    controls_as_good: list[tuple[str, str]],
+    judged: list[tuple[RowKey, Judgement]],
+    controls_as_good: list[tuple[RowKey, str]],
     controls: ControlsTested | None = None,
+    *,
+    untested: str = "no test could be run on the runs in scope",
 ) -> HypothesisVerdict:
-    """Combine ``(test, environment, judgement)`` rows and ``(test, control)`` ties into a verdict; ``controls``
-    says which declared controls were tested (for an honest reason)."""
+    """Combine the judged rows of the quantity and the ties with controls (``(row, what the comparison showed)``)
+    into a verdict whose ``decided_by`` names the deciding row: the first failing row in the order given
+    (:func:`bridge.falsification.falsify_tables` gives the strongest evidence against first), else the first
+    inconclusive row, else the first tie; ``controls`` says which declared controls were tested (for an honest
+    reason) and ``untested`` why no row could be judged, if none was."""
     name = hypothesis.name
     controls = controls or ControlsTested(hypothesis.controls, hypothesis.controls)
     if not judged:
-        return HypothesisVerdict(name, Verdict.INCONCLUSIVE, "no test could be run on the runs in scope")
-    for test, _, j in judged:
+        return HypothesisVerdict(name, Verdict.INCONCLUSIVE, untested.rstrip(".") + ".")
+    for row, j in judged:
         if j.outcome is Outcome.FAIL:
-            return HypothesisVerdict(name, Verdict.FALSIFIED, f"{test}: {j.reason}.")
-    for test, _, j in judged:
+            return HypothesisVerdict(name, Verdict.FALSIFIED, f"{row.test}: {j.reason}.", row)
+    for row, j in judged:
         if j.outcome is Outcome.INCONCLUSIVE:
-            return HypothesisVerdict(name, Verdict.INCONCLUSIVE, f"{test}: {j.reason}.")
+            return HypothesisVerdict(name, Verdict.INCONCLUSIVE, f"{row.test}: {j.reason}.", row)
     if controls_as_good:
-        test, control = controls_as_good[0]
+        row, shown = controls_as_good[0]
         return HypothesisVerdict(
             name,
             Verdict.INCONCLUSIVE,
-            f"{test}: {hypothesis.quantity} is not shown to do better than the control {control}, so it cannot be "
-            "supported.",
+            f"{row.test}: {hypothesis.quantity} is not shown to do better than the control {row.subject} ({shown}), "
+            "so it cannot be supported.",
+            row,
         )
-    tests = ", ".join(dict.fromkeys(t for t, _, _ in judged))
+    tests = ", ".join(dict.fromkeys(row.test for row, _ in judged))
     return HypothesisVerdict(name, Verdict.SUPPORTED, f"{hypothesis.quantity} passed {tests}; {controls.describe()}.")

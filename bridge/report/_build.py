@@ -3,11 +3,11 @@ fitted predictions (``results("prediction")``) without recomputing any test.
 
 Sections: verdicts (with each hypothesis's planned power, flagging the under-powered ones); the design and power
 of each hypothesis as planned before the runs (``results("plan")``, stored by a study); phenomenon curves with
-intervals over seeds; each theory quantity against its outcome with
-the negative controls side by side (Jeffares & van der Schaar 2025); fitted predictions with bands; every test
-row (statistics, p-values for and against the prediction, Holm-corrected, intervals, outcomes, reasons) and the
-rule of each test (:data:`bridge.verdicts.RULES`); provenance (specs,
-run hashes, versions, preregistration status, wall times).
+intervals over seeds; one section per hypothesis: its design and power, its quantity against its outcome with the
+negative controls side by side (Jeffares & van der Schaar 2025) and every test row that entered its verdict, the
+deciding one marked; fitted predictions with bands; every test row (statistics, raw p-values for and against the
+prediction, Holm- and BH-adjusted within the hypothesis, intervals, outcomes, reasons) and the rule of each test
+(:data:`bridge.verdicts.RULES`); provenance (specs, run hashes, versions, preregistration status, wall times).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from bridge._progress import progress
 from bridge.falsification import COLUMNS
 from bridge.report import _figures, _verdict_figures
 from bridge.report._document import Document, Figure, Heading, Paragraph, Table
+from bridge.report._test_tables import IN_VERDICT, LEGEND, SECTION_COLUMNS, deciding_text, in_verdict, shown
 from bridge.report.predictions import KIND as PREDICTION_KIND
 from bridge.report.results import at_from_payload
 from bridge.tables import StoreLike, run_table, spec_summary, swept_axes
@@ -32,7 +33,9 @@ from bridge.verdicts import rules_table
 
 #: columns of the verdict table and of the test table, in order
 VERDICT_COLUMNS = ["file", "hypothesis", "verdict", "reason"]
-TEST_COLUMNS = COLUMNS  # bridge.falsification's: p_for / p_against one-sided, p_holm over the hypothesis's rows
+#: bridge.falsification's columns (p_for / p_against one-sided, p_holm over the hypothesis's rows) and each row's
+#: part in its verdict (:func:`bridge.report._test_tables.in_verdict`)
+TEST_COLUMNS = [*COLUMNS, IN_VERDICT]
 _OUTCOME_PREFERENCE = ("test_error", "grokking_gap", "error_barrier", "test_loss")
 FEW_VALUES = 5  #: a subject with at most this many distinct values over the runs in scope is flagged
 
@@ -60,7 +63,8 @@ def _slug(text: str) -> str:
 
 def verdict_tables(verdicts: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
     """From stored verdict payloads: (verdict table, test table, hypothesis descriptions). Numbers are those
-    stored, untouched."""
+    stored, untouched; the test table adds each row's part in its verdict (``in verdict``: decided, all needed,
+    entered or context)."""
     rows, tests, described = [], [], []
     for payload in verdicts:
         file = payload.get("file", payload.get("key", "?"))
@@ -68,7 +72,8 @@ def verdict_tables(verdicts: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.Dat
         tests += payload["tests"]
         described += payload.get("hypotheses", [])
     verdict_frame = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
-    test_frame = pd.DataFrame(tests, columns=TEST_COLUMNS)
+    test_frame = pd.DataFrame(tests, columns=COLUMNS)
+    test_frame[IN_VERDICT] = in_verdict(test_frame, rows)
     return verdict_frame, test_frame, described
 
 
@@ -196,70 +201,88 @@ def few_values(table: pd.DataFrame, subjects: Sequence[str], axes: Sequence[str]
     return out
 
 
-def _quantities(
+def _hypotheses(
     doc: Document,
     store: StoreLike,
     described: list[dict[str, Any]],
     tests: pd.DataFrame,
+    verdicts: dict[str, dict[str, Any]],
     fig_dir: Path,
     seed: int,
     plans: dict[str, Any],
 ) -> list[Path]:
     doc.add(
-        Heading("Theory quantities against outcomes, with the negative controls"),
+        Heading("Hypotheses: figures and every test behind each verdict"),
         Paragraph(
-            "Each hypothesis's quantity (left panel) next to the negative controls it must beat (prime count of the "
-            "rounded weights, a random measure with the trajectory's autocorrelation, the parameter count); a "
-            "control constant over the runs in scope gets no panel (the verdict engine leaves it out). Lines "
-            "are least-squares fits with bootstrap 95% bands; the table gives the stored Kendall tests "
-            "(for controls: the difference τ(quantity) − τ(control) and its interval). A conditional test (partial "
-            "rank correlation given confounders) has its own figure of the residualised relation it measures."
+            "One section per hypothesis: its verdict and the row that decided it; its quantity (left panel) next to "
+            "the negative controls it declared (a quantity is never its own control; a control constant over the "
+            "runs in scope gets no panel, as the verdict engine leaves it out), with least-squares lines and "
+            "bootstrap 95% bands; a conditional test (partial rank correlation given confounders) has its own "
+            "figure of the residualised relation it measures; and the table of every test row of the hypothesis in "
+            "every environment (quantity rows, the same tests on each control, the comparisons with each control, "
+            "a law's fit and out-of-setting rows), each row as stored. " + LEGEND
         ),
     )
     paths = []
-    shown = [h for h in described if h.get("kind") not in ("event_order", "equivalence")]
-    for h in progress(shown, desc="report: hypothesis figures", unit="hypothesis"):
-        subjects = [h["quantity"], *h.get("controls", [])]
-        confounders = list(h.get("confounders", []))
-        at = at_from_payload(h.get("at", "final"))
-        table = run_table(store, [*subjects, *confounders, h["outcome"]], at=at, scope=_scope(h))
-        if table.empty or h["outcome"] not in table.columns or h["quantity"] not in table.columns:
-            continue
+    for h in progress(described, desc="report: hypothesis sections", unit="hypothesis"):
         rows = tests[tests["hypothesis"] == h["name"]]
-        axes = [a for a in h.get("axes", []) if a in table.columns]
-        doc.add(Heading(h["name"], 3), Paragraph(h.get("description", "")))
+        doc.add(Heading(h["name"], 3))
+        if h.get("description"):
+            doc.add(Paragraph(h["description"]))
         if h["name"] in plans:
             plan = plans[h["name"]]
             doc.add(Paragraph(f"Design: {plan.design.describe()}; {plan.line()}."))
-        flags = few_values(table, subjects, axes)
-        if flags:
-            doc.add(Paragraph(" ".join(flags)))
-        conditional = rows[(rows["test"] == "partial_rank") & (rows["role"] == "quantity")]
-        if len(conditional) and confounders and all(c in table.columns for c in confounders):
-            plotted = _verdict_figures.conditional_panels(
-                table,
-                h["quantity"],
-                h["outcome"],
-                confounders,
-                fig_dir / f"conditional-{_slug(h['name'])}.png",
-                statistic=float(conditional["statistic"].iloc[0]),
-            )
-            text = (f"{h['name']}: the partial rank test of {h['quantity']} and {h['outcome']} given "
-                    f"{', '.join(confounders)} (left: residualised ranks; right: within strata)")  # fmt: skip
-            doc.add(Figure(plotted.path, _caption(text, plotted)))
-            paths.append(plotted.path)
-        several = table["spec"].nunique() > 1
-        colour = "spec" if several else (axes[0] if axes else None)
-        plotted = _figures.quantity_panels(
-            table, subjects, h["outcome"], colour, fig_dir / f"quantity-{_slug(h['name'])}.png", seed=seed
+        if h["name"] in verdicts:
+            doc.add(Paragraph(deciding_text(verdicts[h["name"]])))
+        paths += _hypothesis_figures(doc, store, h, rows, fig_dir, seed)
+        if len(rows):
+            doc.add(Table(shown(rows, SECTION_COLUMNS), css=IN_VERDICT))
+        else:
+            doc.add(Paragraph("No test row: the verdict's reason says what was missing."))
+    return paths
+
+
+def _hypothesis_figures(
+    doc: Document, store: StoreLike, h: dict[str, Any], rows: pd.DataFrame, fig_dir: Path, seed: int
+) -> list[Path]:
+    """The figures of one hypothesis's section (none for event-order and equivalence claims)."""
+    if h.get("kind") in ("event_order", "equivalence"):
+        return []
+    controls = [c for c in h.get("controls", []) if c != h["quantity"]]
+    subjects = [h["quantity"], *controls]
+    confounders = list(h.get("confounders", []))
+    at = at_from_payload(h.get("at", "final"))
+    table = run_table(store, [*subjects, *confounders, h["outcome"]], at=at, scope=_scope(h))
+    if table.empty or h["outcome"] not in table.columns or h["quantity"] not in table.columns:
+        doc.add(Paragraph(f"No figure: the runs in scope do not record {h['quantity']} and {h['outcome']}."))
+        return []
+    paths = []
+    axes = [a for a in h.get("axes", []) if a in table.columns]
+    flags = few_values(table, subjects, axes)
+    if flags:
+        doc.add(Paragraph(" ".join(flags)))
+    conditional = rows[(rows["test"] == "partial_rank") & (rows["role"] == "quantity")]
+    if len(conditional) and confounders and all(c in table.columns for c in confounders):
+        plotted = _verdict_figures.conditional_panels(
+            table,
+            h["quantity"],
+            h["outcome"],
+            confounders,
+            fig_dir / f"conditional-{_slug(h['name'])}.png",
+            statistic=float(conditional["statistic"].iloc[0]),
         )
+        text = (f"{h['name']}: the partial rank test of {h['quantity']} and {h['outcome']} given "
+                f"{', '.join(confounders)} (left: residualised ranks; right: within strata)")  # fmt: skip
+        doc.add(Figure(plotted.path, _caption(text, plotted)))
         paths.append(plotted.path)
-        what = f"{h['quantity']} and its controls" if len(plotted.data["panels"]) > 1 else h["quantity"]
-        doc.add(Figure(plotted.path, _caption(f"{h['name']}: {what} against {h['outcome']}", plotted)))
-        shown_rows = rows[rows["environment"] == "all"]
-        if len(shown_rows):
-            columns = ["test", "subject", "role", "statistic", "low", "high", "p_for", "p_against", "p_holm", "outcome"]
-            doc.add(Table(shown_rows[columns]))
+    several = table["spec"].nunique() > 1
+    colour = "spec" if several else (axes[0] if axes else None)
+    plotted = _figures.quantity_panels(
+        table, subjects, h["outcome"], colour, fig_dir / f"quantity-{_slug(h['name'])}.png", seed=seed
+    )
+    paths.append(plotted.path)
+    what = f"{h['quantity']} and its controls" if len(plotted.data["panels"]) > 1 else h["quantity"]
+    doc.add(Figure(plotted.path, _caption(f"{h['name']}: {what} against {h['outcome']}", plotted)))
     return paths
 
 
@@ -402,19 +425,18 @@ def build_report(
     if plans:
         _design_and_power(doc, plans)
     figures = _phenomena(doc, store, runs, fig_dir, random_state) if len(runs) else []
-    figures += _quantities(doc, store, described, test_frame, fig_dir, random_state, plans)
+    stored = {v["hypothesis"]: v for payload in verdicts for v in payload["verdicts"]}
+    figures += _hypotheses(doc, store, described, test_frame, stored, fig_dir, random_state, plans)
     figures += _predictions(doc, store, described, fig_dir)
     doc.add(
         Heading("All tests"),
         Paragraph(
-            "role: quantity (the hypothesis's own test), control (the same test on a negative control) or comparison "
-            "(quantity vs control). pvalue: the test's own (two-sided where it has one); p_for / p_against: "
-            "one-sided p-values for / against the prediction (raw); p_holm: p_against Holm-corrected over the "
-            "hypothesis's own tests (it decides 'fail'); p_fdr_bh: the same family Benjamini-Hochberg-adjusted "
-            "(descriptive, never a verdict). A '-' marks a value that is undefined for that test (e.g. an interval "
-            "from fewer than three configurations)."
+            "Every test row of every hypothesis, as stored. role: quantity (the hypothesis's own test), control (the "
+            "same test on a negative control) or comparison (quantity vs control). Each hypothesis file is "
+            "falsified as one run, in which a test on the same runs with the same options is computed once and its "
+            "result reused by every hypothesis that declares it (one interval for one test). " + LEGEND
         ),
-        Table(test_frame),
+        Table(shown(test_frame, ["hypothesis", IN_VERDICT, *COLUMNS[1:]]), css=IN_VERDICT),
     )
     _provenance(doc, store, runs, verdicts)
     html_path, md_path = out / "report.html", out / "report.md"

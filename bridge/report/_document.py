@@ -19,12 +19,13 @@ h1 { border-bottom: 2px solid #444; } h2 { border-bottom: 1px solid #bbb; margin
 .table-wrap { max-width: 100%; overflow-x: auto; margin: 1em 0; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
-th { background: #eee; white-space: nowrap; } tr:nth-child(even) { background: #fafafa; }
+th { background: #eee; } tr:nth-child(even) { background: #fafafa; }
 td.name { white-space: nowrap; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.wrap { min-width: 22em; max-width: 40em; overflow-wrap: break-word; }
 td.pin { background: #fff; } tr:nth-child(even) > td.pin { background: #fafafa; }
 @media (min-width: 700px) { .pin { position: sticky; left: 0; z-index: 1; box-shadow: 1px 0 0 #ccc; } }
 td.supported { background: #d4f4d4; } td.falsified { background: #f8d0d0; } td.inconclusive { background: #f4ecc8; }
+td.decided { background: #ffd966; font-weight: 600; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { font-size: 0.9em; color: #555; } code { background: #f2f2f2; padding: 0 3px; }
 """
@@ -32,7 +33,19 @@ figcaption { font-size: 0.9em; color: #555; } code { background: #f2f2f2; paddin
 #: one line (names a reader scans) and columns whose text wraps
 PINNED_COLUMNS = frozenset({"hypothesis"})
 NAME_COLUMNS = frozenset(
-    {"hypothesis", "test", "subject", "role", "environment", "spec", "phenomenon", "run_id", "file", "key"}
+    {
+        "hypothesis",
+        "test",
+        "subject",
+        "role",
+        "environment",
+        "spec",
+        "phenomenon",
+        "run_id",
+        "file",
+        "key",
+        "in verdict",
+    }
 )
 WRAP_COLUMNS = frozenset({"reason", "description", "axes", "value"})
 

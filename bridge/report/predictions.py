@@ -11,13 +11,11 @@ the explanatory variable than parameters, or a singular fit) is skipped and coun
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 
 from bridge._progress import progress
 from bridge.hypothesis import Hypothesis, Kind
@@ -33,17 +31,16 @@ MIN_CONFIGURATIONS = 3  #: as bridge.stats.rank.bootstrap_configurations: fewer 
 
 def _point_fit(expr: Expression, frame: pd.DataFrame, method: FitMethod, p0: dict[str, float]) -> dict[str, float]:
     """Least-squares parameters of ``expr`` on ``frame``; ``ValueError`` when they are not identified (fewer
-    distinct values of the explanatory variable than parameters, or scipy cannot estimate their covariance)."""
+    distinct values of the explanatory variable than parameters, or a rank-deficient Jacobian at the fit) or the
+    fit has no optimum."""
     variables, names = expr.split(frame.columns)
     distinct = frame[list(variables)].drop_duplicates().shape[0]
     if distinct < len(names):
         raise ValueError(f"{distinct} distinct values of {', '.join(variables)} for {len(names)} parameters")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", optimize.OptimizeWarning)  # a singular fit: the parameters are not identified
-        try:
-            return fit_parameters(expr, frame, method=method, p0=p0)
-        except (RuntimeError, optimize.OptimizeWarning) as err:
-            raise ValueError(f"the fit did not converge or is singular ({err})") from None
+    try:
+        return fit_parameters(expr, frame, method=method, p0=p0)
+    except RuntimeError as err:  # NotIdentifiedError included
+        raise ValueError(f"the fit did not converge or is singular ({err})") from None
 
 
 def _grid(values: pd.Series) -> np.ndarray:

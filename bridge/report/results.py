@@ -28,7 +28,7 @@ def describe_hypothesis(h: Hypothesis) -> dict[str, Any]:
         "quantity": h.quantity,
         "outcome": h.outcome,
         "kind": h.prediction.kind.value,
-        "controls": list(h.controls),
+        "controls": [c for c in h.controls if c != h.quantity],  # a quantity is never its own control
         "confounders": list(h.confounders),
         "specs": list(h.scope.specs),
         "phenomena": list(h.scope.phenomena),

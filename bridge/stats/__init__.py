@@ -9,17 +9,16 @@ from bridge.stats.confounders import (
     partial_rank_correlation,
     stratified_permutation_test,
 )
+from bridge.stats.constraints import Constraint, ConstraintCheck, Side
 from bridge.stats.equivalence import tost
 from bridge.stats.events import event_lag_test
 from bridge.stats.fit import (
-    Constraint,
-    ConstraintCheck,
     Expression,
     FitMethod,
     FitResult,
     IntervalMethod,
+    NotIdentifiedError,
     OutOfSettingResult,
-    Side,
     fit_expression,
     fit_parameters,
     parse_expression,
@@ -49,6 +48,7 @@ __all__ = [
     "FitResult",
     "Interval",
     "IntervalMethod",
+    "NotIdentifiedError",
     "OutOfSettingResult",
     "PartialMethod",
     "Side",

@@ -75,6 +75,22 @@ def confounder_design(
     return sm.add_constant(np.column_stack(blocks), has_constant="add")
 
 
+def column_space(design: np.ndarray) -> tuple[np.ndarray, int]:
+    """An orthonormal basis of the column space of ``design`` and its rank (SVD; singular values below
+    max(n, k)·eps·σ_max count as zero). A rank-deficient design (a confounder with fewer distinct values than
+    spline columns, a constant confounder) thus projects out exactly the span of its columns, where a QR basis
+    would also remove arbitrary directions: collinear columns are dropped, not solved around.
+
+    Example:
+        >>> column_space(np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]]))[1]
+        1
+    """
+    u, sv, _ = np.linalg.svd(design, full_matrices=False)
+    tolerance = max(design.shape) * np.finfo(float).eps * (sv[0] if len(sv) else 0.0)
+    rank = int(np.sum(sv > tolerance))
+    return u[:, :rank], rank
+
+
 def _midranks(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Rank of each run among the expanded sample in which run a appears ``counts[b, a]`` times (midranks for the
     copies of one run; distinct values are assumed distinct). ``values`` is (n,) or (B, n)."""
@@ -150,7 +166,10 @@ def partial_rank_correlation(
     seeds and shuffling seeds within one (Winkler et al. 2014), re-residualised on Z under each permutation;
     ``p_greater``/``p_less`` are one-sided and ``pvalue`` follows ``alternative``. Interval: configuration
     bootstrap of the whole procedure (weighted least squares and ranks of each resample), BCa or else
-    percentile (``n_resamples=0``: the statistic alone). With no confounders this is Spearman's ρ. ``details``
+    percentile (``n_resamples=0``: the statistic alone). A rank-deficient design is reduced to its column space
+    (:func:`column_space`; ``details["design"]`` says how many columns were collinear); when x or y is a function
+    of the confounders (no residual variation) the statistic is NaN and ``details["why"]`` says so. With no
+    confounders this is Spearman's ρ. ``details``
     also holds the marginal Spearman ρ and its p-value (descriptive: the verdict never compares them with the
     partial test). With an equivalence ``margin`` m, ``details`` adds the bootstrap p-values of H1: r < m and
     H1: r > −m.
@@ -165,8 +184,9 @@ def partial_rank_correlation(
     check_resamples(n_resamples, "partial_rank_correlation")
     design = confounder_design(frame, confounders, method, spline_df)
     n, k = design.shape
-    if n - 1 - k < 2:
-        raise ValueError(f"partial_rank_correlation needs more runs than {k + 2} for this design. Got {n}.")
+    basis, rank = column_space(design)
+    if n - 1 - rank < 2:
+        raise ValueError(f"partial_rank_correlation needs more runs than {rank + 2} for this design. Got {n}.")
     groups = np.arange(n) if groups is None else np.asarray(groups)
     if groups.shape != (n,):
         raise ValueError(f"The 'groups' parameter must have one label per run ({n}). Got {groups.shape}.")
@@ -174,8 +194,12 @@ def partial_rank_correlation(
     marginal = stats.spearmanr(xv, yv)
     if method is PartialMethod.RANK:
         xv, yv = stats.rankdata(xv), stats.rankdata(yv)
-    basis = np.linalg.qr(design)[0]
     rx, ry = xv - basis @ (basis.T @ xv), yv - basis @ (basis.T @ yv)
+    flat = [v for v, raw, res in ((x, xv, rx), (y, yv, ry)) if _no_residual(raw, res)]
+    if flat:  # a correlation of rounding noise is no statistic
+        why = f"{' and '.join(flat)} is a function of {', '.join(confounders) or 'nothing'} on these runs: no residual"
+        details = {"confounders": ", ".join(confounders) or "none", "why": why + " variation"}
+        return TestResult(f"Partial rank correlation ({method.value})", np.nan, np.nan, n, details=details)
 
     def correlate(residuals_y: np.ndarray) -> np.ndarray:
         residuals_y = np.atleast_2d(residuals_y)
@@ -214,11 +238,23 @@ def partial_rank_correlation(
             "interval": interval.method,
             "marginal r": float(marginal.statistic),
             "marginal p": float(marginal.pvalue),
+            "design": f"{k} columns, rank {rank}"
+            + (
+                f" ({k - rank} collinear columns dropped: a confounder takes too few distinct values)"
+                if rank < k
+                else ""
+            ),
         }
         | margin_pvalues(interval, margin),
         p_greater,
         p_less,
     )
+
+
+def _no_residual(values: np.ndarray, residuals: np.ndarray) -> bool:
+    """Whether ``residuals`` are rounding noise: their norm at most 1e-9 of the centred ``values``' (a variable
+    that is a function of the confounders' design)."""
+    return bool(np.linalg.norm(residuals) <= 1e-9 * (np.linalg.norm(values - values.mean()) + np.finfo(float).tiny))
 
 
 def stratified_permutation_test(

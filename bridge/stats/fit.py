@@ -2,15 +2,14 @@
 and against pure error on configurations, judge declared parameter constraints, and predict out of setting (fit
 on one environment, predict another).
 
-Fits use scipy (``curve_fit``, Levenberg-Marquardt; or ``least_squares(loss="huber")``, Huber 1964) because
-statsmodels has no stable nonlinear least squares (REFERENCE.md §5). Seeds are nested in configurations, so every
-test and interval treats configurations as the units (:mod:`bridge.stats.adequacy`).
+Fits use scipy (``leastsq``: MINPACK's Levenberg-Marquardt, what ``curve_fit`` runs; or
+``least_squares(loss="huber")``, Huber 1964) because statsmodels has no stable nonlinear least squares
+(REFERENCE.md §5); parameters that the runs do not identify raise :class:`NotIdentifiedError`. Seeds are nested
+in configurations, so every test and interval treats configurations as the units (:mod:`bridge.stats.adequacy`).
 """
 
 from __future__ import annotations
 
-import re
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,6 +23,7 @@ from scipy import optimize, stats
 from bridge import expressions
 from bridge.stats._result import TestResult
 from bridge.stats.adequacy import configuration_means, lack_of_fit, nested_f_test, paired_ratio_test
+from bridge.stats.constraints import Constraint, ConstraintCheck
 from bridge.stats.nested import bootstrap_configurations
 from theory._validation import check_in_range, check_option, check_positive_int
 
@@ -78,89 +78,6 @@ class IntervalMethod(StrEnum):
     BOOTSTRAP = "bootstrap"
 
 
-class Side(StrEnum):
-    """Where a parameter's interval lies with respect to a declared constraint."""
-
-    RIGHT = "right"  # the whole interval satisfies the constraint
-    WRONG = "wrong"  # the whole interval violates it
-    STRADDLES = "straddles"
-    UNDEFINED = "undefined"  # no interval (too few configurations, a failed fit)
-
-
-_CONSTRAINT = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*")
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """A declared sign or bound of a law's free parameter, ``PARAM OP NUMBER`` with OP in <, >, <=, >=."""
-
-    parameter: str
-    op: str
-    bound: float
-
-    @classmethod
-    def parse(cls, text: str) -> Constraint:
-        """Parse ``"c > 0"`` with a regular expression (the text is never evaluated).
-
-        Example:
-            >>> Constraint.parse("k >= 1e-3")
-            Constraint(parameter='k', op='>=', bound=0.001)
-        """
-        match = _CONSTRAINT.fullmatch(text) if isinstance(text, str) else None
-        if match is None or not np.isfinite(float(match[3])):
-            raise ValueError(
-                f"A constraint must read 'PARAM OP NUMBER' with OP one of <, >, <=, >= and a finite number "
-                f"(e.g. 'c > 0'). Got {text!r}."
-            )
-        return cls(match[1], match[2], float(match[3]))
-
-    @property
-    def text(self) -> str:
-        return f"{self.parameter} {self.op} {self.bound:g}"
-
-    def side(self, low: float, high: float) -> Side:
-        """:class:`Side` of the interval [low, high] (e.g. for ``c > 0``: RIGHT iff low > 0, WRONG iff high <= 0)."""
-        if not (np.isfinite(low) and np.isfinite(high)):
-            return Side.UNDEFINED
-        b = self.bound
-        right, wrong = {
-            ">": (low > b, high <= b),
-            ">=": (low >= b, high < b),
-            "<": (high < b, low >= b),
-            "<=": (high <= b, low > b),
-        }[self.op]
-        return Side.RIGHT if right else Side.WRONG if wrong else Side.STRADDLES
-
-
-@dataclass(frozen=True)
-class ConstraintCheck:
-    """A constraint judged on its parameter's estimate and interval. ``p_for`` / ``p_against`` are the one-sided
-    p-values of H1 "the parameter lies on the declared side" / "on the wrong side" of the bound (the t test of the
-    Wald interval, or the share of bootstrap resamples on the other side), so that at an interval of confidence
-    1 − 2α, RIGHT holds exactly when ``p_for`` < α and WRONG when ``p_against`` < α."""
-
-    constraint: Constraint
-    estimate: float
-    low: float
-    high: float
-    p_for: float = np.nan
-    p_against: float = np.nan
-
-    @property
-    def side(self) -> Side:
-        return self.constraint.side(self.low, self.high)
-
-    def describe(self) -> str:
-        where = {
-            Side.RIGHT: "lies on the declared side",
-            Side.WRONG: "lies wholly on the wrong side",
-            Side.STRADDLES: f"straddles {self.constraint.bound:g}",
-            Side.UNDEFINED: "is undefined",
-        }[self.side]
-        interval = f"[{self.low:.3g}, {self.high:.3g}]"
-        return f"{self.constraint.text}: {self.constraint.parameter} = {self.estimate:.3g}, interval {interval} {where}"
-
-
 @dataclass(frozen=True)
 class FitResult(TestResult):
     """A law fitted to runs, tested on configurations (:mod:`bridge.stats.adequacy`).
@@ -210,18 +127,46 @@ def _design(expr: Expression, frame: pd.DataFrame):
     return f, jac, x, frame[expr.target].to_numpy(float), parameters
 
 
-def _solve(f, x: np.ndarray, y: np.ndarray, n_params: int, method: FitMethod, p0: Sequence[float]) -> np.ndarray:
+class NotIdentifiedError(RuntimeError):
+    """The law's parameters are not identified on these runs: no more runs than parameters, or a rank-deficient
+    Jacobian at the fit (fewer distinct values of its variables than parameters, a parameter it does not depend
+    on there); any least-squares solution is then one of many."""
+
+
+def _identified(jac, theta: np.ndarray, x: np.ndarray, n: int) -> str | None:
+    """Why the parameters at ``theta`` are not identified on ``n`` runs with variables ``x``, or None: the rank of
+    the n × k Jacobian J = ∂f/∂θ at θ̂ (numpy's default tolerance, max(n, k)·eps·σ_max, as scipy's curve_fit uses
+    for its covariance) must be k, and n > k."""
+    k = len(theta)
+    if n <= k:
+        return f"{n} runs for {k} parameters leave no residual degree of freedom"
+    with np.errstate(all="ignore"):
+        rows = np.column_stack([np.broadcast_to(np.asarray(d, dtype=float), (n,)) for d in jac(*theta, *x)])
+    if not np.all(np.isfinite(rows)):
+        return "the law's Jacobian is not finite at the fitted parameters"
+    rank = int(np.linalg.matrix_rank(rows))
+    return None if rank == k else f"its Jacobian at the fit has rank {rank} < {k} parameters"
+
+
+def _solve(f, jac, x: np.ndarray, y: np.ndarray, n_params: int, method: FitMethod, p0: Sequence[float]) -> np.ndarray:
+    """Least squares: MINPACK's Levenberg–Marquardt (``scipy.optimize.leastsq``, what ``curve_fit`` runs), then a
+    Huber refit if asked. Raises :class:`NotIdentifiedError` when the parameters are not identified
+    (:func:`_identified`), ``RuntimeError`` when there is no optimum."""
+
     def model(xd, *theta):
         return np.broadcast_to(np.asarray(f(*theta, *xd), dtype=float), y.shape)
 
     if n_params == 0:
         return np.zeros(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optimize.OptimizeWarning)  # no covariance: intervals are computed here
-        try:
-            theta, _ = optimize.curve_fit(model, x, y, p0=p0, maxfev=20000)
-        except ValueError as err:  # the law is not finite at the start values or on these runs
-            raise RuntimeError(f"curve_fit from p0 = {list(p0)}: {err}") from None
+    try:
+        theta, _, _, message, ier = optimize.leastsq(lambda t: model(x, *t) - y, p0, full_output=True, maxfev=20000)
+    except (ValueError, TypeError) as err:  # the law is not finite at the start values, or fewer runs than parameters
+        raise RuntimeError(f"least squares from p0 = {list(p0)}: {err}") from None
+    if ier not in (1, 2, 3, 4):
+        raise RuntimeError(f"no optimum from p0 = {list(p0)}: {message}")
+    theta = np.atleast_1d(np.asarray(theta, dtype=float))
+    if why := _identified(jac, theta, x, len(y)):
+        raise NotIdentifiedError(f"the parameters are not identified on these runs: {why}")
     if method is FitMethod.HUBER:
         resid = y - model(x, *theta)
         scale = 1.345 * stats.median_abs_deviation(resid, scale="normal") or 1.0
@@ -230,10 +175,10 @@ def _solve(f, x: np.ndarray, y: np.ndarray, n_params: int, method: FitMethod, p0
 
 
 def _fit(expr, frame, method, p0):
-    f, _, x, y, params = _design(expr, frame)
+    f, jac, x, y, params = _design(expr, frame)
     start = [float((p0 or {}).get(p, 1.0)) for p in params]
     with np.errstate(all="ignore"):  # a law undefined somewhere is reported below, not warned about
-        theta = _solve(f, x, y, len(params), method, start)
+        theta = _solve(f, jac, x, y, len(params), method, start)
         pred = np.broadcast_to(np.asarray(f(*theta, *x), dtype=float), y.shape)
     if not np.all(np.isfinite(pred)):
         fitted = dict(zip(params, theta.round(6).tolist(), strict=True))
@@ -250,7 +195,8 @@ def fit_parameters(
 ) -> dict[str, float]:
     """The least-squares parameters of a law on ``frame`` (the solver of :func:`fit_expression`, without its null,
     tests or intervals; e.g. to redraw a fitted law on resampled runs). Raises ``RuntimeError`` when the law has
-    no optimum or is not finite on these runs.
+    no optimum or is not finite on these runs, :class:`NotIdentifiedError` (a ``RuntimeError``) when its
+    parameters are not identified on them.
 
     Example:
         >>> frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [3.0, 5.0, 7.0]})
@@ -309,16 +255,21 @@ def _wald_intervals(expr, frame, theta, residuals, groups, confidence_level):
 
 
 def _bootstrap_intervals(expr, frame, theta, method, groups, n_resamples, confidence_level, random_state):
-    f, _, x, y, names = _design(expr, frame)
+    """(low, high, tails, skipped) of the percentile intervals over configuration resamples; a resample that does
+    not identify the parameters or has no optimum is skipped (its draw is NaN) and counted in ``skipped``."""
+    f, jac, x, y, names = _design(expr, frame)
+    skipped: dict[str, int] = {}
 
     def refit(counts: np.ndarray) -> np.ndarray:
         out = np.full((len(counts), len(names)), np.nan)
         for b, c in enumerate(counts):
             rows = np.repeat(np.arange(len(y)), c.astype(int))
             try:
-                out[b] = _solve(f, x[:, rows], y[rows], len(names), method, theta)
-            except (RuntimeError, ValueError):
-                continue
+                out[b] = _solve(f, jac, x[:, rows], y[rows], len(names), method, theta)
+            except NotIdentifiedError:
+                skipped["not identified"] = skipped.get("not identified", 0) + 1
+            except RuntimeError:
+                skipped["no optimum"] = skipped.get("no optimum", 0) + 1
         return out
 
     interval = bootstrap_configurations(
@@ -335,7 +286,8 @@ def _bootstrap_intervals(expr, frame, theta, method, groups, n_resamples, confid
         return tuple((1 + int(np.sum(side))) / (1 + len(finite)) for side in (finite <= bound, finite >= bound))
 
     low, high = interval
-    return np.broadcast_to(low, len(names)).astype(float), np.broadcast_to(high, len(names)).astype(float), tails
+    low, high = np.broadcast_to(low, len(names)).astype(float), np.broadcast_to(high, len(names)).astype(float)
+    return low, high, tails, skipped
 
 
 def _check(c: Constraint, names, params, low, high, tails) -> ConstraintCheck:
@@ -398,8 +350,9 @@ def fit_expression(
     else:  # not nested: is the law's squared configuration-mean residual smaller than the null's?
         squared, squared0 = configuration_means(resid, groups) ** 2, configuration_means(resid0, groups) ** 2
         gain = paired_ratio_test(squared, squared0, alternative="less", name="Squared configuration residuals")
+    skipped: dict[str, int] = {}
     if interval is IntervalMethod.BOOTSTRAP:
-        low, high, tails = _bootstrap_intervals(
+        low, high, tails, skipped = _bootstrap_intervals(
             expr, frame, theta, method, groups, n_resamples, confidence_level, random_state
         )
     else:
@@ -421,6 +374,9 @@ def fit_expression(
             else "the law reproduces every configuration mean exactly (no configuration-level residual)"
         )
     details.update({"lack-of-fit F": lof.statistic, "lack-of-fit p": lof.pvalue})
+    if skipped:
+        what = ", ".join(f"{count} {why}" for why, count in skipped.items())
+        details["bootstrap"] = f"{sum(skipped.values())} of {n_resamples} resamples skipped ({what})"
     return FitResult(
         f"Fit of {expr.text}",
         1.0 - sse / sse0 if sse0 > 0 else np.nan,

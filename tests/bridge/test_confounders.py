@@ -1,6 +1,7 @@
 """Partial rank correlation and the stratified permutation test."""
 
 import itertools
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -9,6 +10,7 @@ import pytest
 from scipy import stats
 
 from bridge.stats import confounder_design, partial_rank_correlation, stratified_permutation_test
+from bridge.stats.confounders import column_space
 
 
 @pytest.fixture
@@ -106,3 +108,36 @@ def test_validation(frame):
         partial_rank_correlation(frame, "x", "y", ["w"])
     with pytest.raises(ValueError, match="needs more runs"):
         partial_rank_correlation(frame.head(5), "x", "y", ["z"])
+
+
+def test_a_rank_deficient_spline_design_projects_out_only_its_column_space():
+    """A confounder with 3 distinct values has a rank-3 intercept-plus-4-spline design (5 columns): the residuals
+    are those of least squares on the column space (float64 lstsq reference), where a QR basis of the 5 columns
+    would also remove 2 arbitrary directions (issue 12 item 7: handle the singular design, do not warn)."""
+    rng = np.random.default_rng(3)
+    z = np.repeat([0.0, 1.0, 2.0], 10)
+    frame = pd.DataFrame({"z": z, "x": z + rng.normal(0, 1, 30), "y": z + rng.normal(0, 1, 30)})
+    design = confounder_design(frame, ["z"])
+    assert design.shape == (30, 5) and np.linalg.matrix_rank(design) == 3
+
+    def resid(v):
+        return v - design @ np.linalg.lstsq(design, v, rcond=None)[0]
+
+    expected = stats.spearmanr(resid(frame["x"].to_numpy()), resid(frame["y"].to_numpy())).statistic
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = partial_rank_correlation(frame, "x", "y", ["z"], n_resamples=99, random_state=0)
+    assert res.statistic == pytest.approx(expected, rel=1e-10)
+    dropped = "2 collinear columns dropped: a confounder takes too few distinct values"
+    assert res.details["design"] == f"5 columns, rank 3 ({dropped})"
+    qr = np.linalg.qr(design)[0]  # the old basis: its projection removes more than the design's span
+    assert not np.allclose(frame["x"] - qr @ (qr.T @ frame["x"]), resid(frame["x"].to_numpy()))
+    basis, rank = column_space(design)
+    assert rank == 3 and basis.T @ basis == pytest.approx(np.eye(3))
+
+
+def test_an_undefined_partial_correlation_says_why():
+    z = np.linspace(0, 1, 12)
+    frame = pd.DataFrame({"z": z, "x": 2 * z + 1, "y": np.sin(7 * z)})  # x is a (linear) function of z
+    res = partial_rank_correlation(frame, "x", "y", ["z"], method="rank", n_resamples=19, random_state=0)
+    assert np.isnan(res.statistic) and res.details["why"].startswith("x is a function of z on these runs")

@@ -1,6 +1,8 @@
 """Functional fits: sympy parsing, scipy fits against lstsq and statsmodels, tests on configurations (lack of fit,
 gain over the null, parameter intervals, constraints), out of setting."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,7 @@ from statsmodels.stats.anova import anova_lm
 
 from bridge.stats import (
     Constraint,
+    NotIdentifiedError,
     Side,
     fieller_interval,
     fit_expression,
@@ -266,3 +269,28 @@ def test_fit_parameters_are_fit_expressions_least_squares(quadratic):
     assert fit_parameters(law, quadratic) == pytest.approx(fit_expression(law, quadratic).params, rel=1e-9)
     with pytest.raises(RuntimeError, match="not finite on every run"):
         fit_parameters("err = log(a - 5)*p_test", quadratic)
+
+
+def test_parameters_the_runs_do_not_identify_raise_and_bootstrap_resamples_that_lose_them_are_counted():
+    """Where curve_fit warned "Covariance of the parameters could not be estimated" (issue 12 item 7), the fit now
+    says why the parameters are not identified, and a bootstrap refit skips and counts such resamples: no
+    warning is printed, none is suppressed."""
+    flat = pd.DataFrame({"x": [1.0] * 6, "y": np.arange(6.0)})
+    with pytest.raises(NotIdentifiedError, match=r"its Jacobian at the fit has rank 1 < 2 parameters"):
+        fit_parameters("y = a + b*x", flat)
+    with pytest.raises(NotIdentifiedError, match="2 runs for 2 parameters leave no residual degree of freedom"):
+        fit_parameters("y = a + b*x", pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0]}))
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": np.repeat([0.0, 1.0, 2.0], 3)}).assign(y=lambda d: 1 + d["x"] + rng.normal(0, 0.1, 9))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = fit_expression("y = a + b*x", frame, groups=frame["x"], interval="bootstrap", n_resamples=199,
+                             random_state=0)  # fmt: skip
+    skipped = int(res.details["bootstrap"].split(" of ")[0])  # resamples drawing one configuration three times
+    assert (
+        0 < skipped < 199
+        and res.details["bootstrap"] == f"{skipped} of 199 resamples skipped ({skipped} not identified)"
+    )
+    assert res.param_low["b"] < res.params["b"] < res.param_high["b"]
+    theta, _ = optimize.curve_fit(lambda x, a, b: a + b * x, frame["x"], frame["y"])  # the same MINPACK solver
+    assert [res.params["a"], res.params["b"]] == pytest.approx(theta, rel=1e-12)

@@ -35,6 +35,11 @@ def test_defaults_and_file_level_settings():
     (opted,) = parse_hypotheses(RANK.replace('name = "h"', 'name = "h"\ntests = ["kendall", "robust_sign_error"]'))
     assert opted.tests == (Test.KENDALL, Test.ROBUST)
     assert h.at == "final" and h.scope.environment == "spec"
+    # a default (or file-level) control that is the quantity itself is dropped: a quantity is never its own control
+    (prime,) = parse_hypotheses(RANK.replace('quantity = "q"', 'quantity = "prime_count"'))
+    assert prime.controls == tuple(c for c in DEFAULT_CONTROLS if c != "prime_count") and len(prime.controls) == 2
+    (file_level,) = parse_hypotheses('controls = ["q", "random_measure"]\n' + RANK)
+    assert file_level.controls == ("random_measure",)
 
 
 def test_functional_and_event_predictions():
@@ -87,6 +92,11 @@ tolerance = 10
             ('outcome = "test_error"', 'outcome = "test_error"\nat = -3'),
             r"hypothesis\[0\]\.at",
             "'final', 'initial', a step",
+        ),
+        (
+            ('outcome = "test_error"', 'outcome = "test_error"\ncontrols = ["random_measure", "q"]'),
+            r"hypothesis\[0\]\.controls",
+            "'q' is the hypothesis's quantity: a quantity is never its own control",
         ),
         (("[[hypothesis]]", "[hypothesis]"), "hypothesis", "expected an array"),
         (("prediction = {", "prediction = {{"), "<toml>", ""),

@@ -32,6 +32,7 @@ from bridge.report import (
     save_verdicts,
     verdict_tables,
 )
+from bridge.report._test_tables import P_HEADERS
 from bridge.tables import run_table
 from bridge.verdicts import rules_table
 from empirics.spec import RunConfig
@@ -165,14 +166,74 @@ def test_table_numbers_equal_the_store(built) -> None:
     root, report, _, _ = built
     with Store(root / "store", create=False) as store:
         _, tests, _ = verdict_tables(store.results("verdict"))
-    shown = next(t for t in _markdown_tables(report.markdown.read_text()) if "p_fdr_bh" in t.columns)
+    shown = next(t for t in _markdown_tables(report.markdown.read_text()) if "hypothesis" in t and "p for (raw)" in t)
     assert len(shown) == len(tests) > 0
     for column in ("statistic", "pvalue", "p_for", "p_against", "p_holm", "p_fdr_bh", "low", "high", "n"):
-        for cell, value in zip(shown[column], tests[column], strict=True):
+        for cell, value in zip(shown[P_HEADERS.get(column, column)], tests[column], strict=True):
             assert cell == fmt(value)
             if cell != "-":
                 assert float(cell) == pytest.approx(float(value), rel=1e-3, abs=1e-12)
     assert report.tests.equals(tests)
+
+
+def _sections(md: str) -> dict[str, str]:
+    """The Markdown of each hypothesis's section, by name."""
+    part = md.split("## Hypotheses: figures and every test behind each verdict", 1)[1].split("\n## ", 1)[0]
+    chunks = re.split(r"^### (.+)$", part, flags=re.M)
+    return dict(zip(chunks[1::2], chunks[2::2], strict=True))
+
+
+def _keys(frame: pd.DataFrame) -> list[tuple]:
+    return [tuple(map(str, r)) for r in frame[["test", "subject", "role", "environment"]].to_numpy()]
+
+
+def test_each_section_shows_every_row_of_its_verdict_and_marks_the_deciding_one(built) -> None:
+    """Issue 12 item 2: every row of a hypothesis (each environment, controls, comparisons, a law's rows) is in
+    its section, the deciding row is marked, and the section's p-values are the store's, raw, Holm and BH side
+    by side (item 1)."""
+    _, report, payload, hypotheses = built
+    sections = _sections(report.markdown.read_text())
+    assert list(sections) == [h.name for h in hypotheses]
+    stored = pd.DataFrame(payload["tests"])
+    for verdict in payload["verdicts"]:
+        name, decided_by = verdict["hypothesis"], verdict["decided_by"]
+        (table,) = _markdown_tables(sections[name])
+        rows = stored[stored["hypothesis"] == name]
+        assert _keys(table) == _keys(rows) and len(rows) > 0
+        assert {"environment", "reason"} <= set(table.columns)
+        for column in ("p_for", "p_against", "p_holm", "p_fdr_bh", "statistic", "low", "high"):
+            assert list(table[P_HEADERS.get(column, column)]) == [fmt(v) for v in rows[column]]
+        decided = table[table["in verdict"] == "decided"]
+        if decided_by is not None:
+            assert _keys(decided) == [tuple(decided_by[k] for k in ("test", "subject", "role", "environment"))]
+            assert f"Verdict: {verdict['verdict']}, decided by the {decided_by['test']} row" in sections[name]
+        else:
+            assert verdict["verdict"] == "supported" and decided.empty
+            assert set(table.loc[table["outcome"] != "", "in verdict"]) == {"all needed"}
+        assert set(table.loc[table["outcome"] == "", "in verdict"]) <= {"context"}
+    # the three verdicts of the fixture: decided by the sign-error row, by the Kendall row, supported by all rows
+    by = {v["hypothesis"]: v["decided_by"] for v in payload["verdicts"]}
+    assert by["q-ranks-error"]["test"] == "robust_sign_error" and by["prime-ranks-error"]["test"] == "kendall"
+    assert by["error-linear-in-q"] is None
+
+
+def test_every_p_value_says_which_it_is(built) -> None:
+    """Issue 12 item 1: no bare "p = " in a verdict or row reason, and every table names its p-values."""
+    _, report, payload, _ = built
+    reasons = [v["reason"] for v in payload["verdicts"]] + [t["reason"] for t in payload["tests"] if t["reason"]]
+    named = re.compile(r"(raw p for|raw p against|Holm-adjusted p against) = ")
+    assert any(named.search(r) for r in reasons)
+    for reason in reasons:
+        assert not re.search(r"\bp\s*=", named.sub("", reason)), reason
+    md = report.markdown.read_text()
+    every = next(t for t in _markdown_tables(md) if "hypothesis" in t and "p for (raw)" in t)
+    assert set(P_HEADERS.values()) <= set(every.columns) and "in verdict" in every.columns
+    for section in _sections(md).values():
+        (table,) = _markdown_tables(section)
+        assert [c for c in table.columns if c.startswith("p ")] == [
+            "p for (raw)", "p against (raw)", "p against (Holm)", "p against (BH)",
+        ]  # fmt: skip
+    assert "p against (Holm): the raw p against Holm-adjusted within the hypothesis" in md
 
 
 def test_figures_are_valid_images(built) -> None:
@@ -222,8 +283,8 @@ def test_rebuild_reads_only_the_store(built, tmp_path: Path, monkeypatch: pytest
     again = (tmp_path / "again" / "report.md").read_text()
     first = report.markdown.read_text()
     assert _markdown_tables(again)[0].equals(_markdown_tables(first)[0])
-    assert next(t for t in _markdown_tables(again) if "p_against" in t.columns).equals(
-        next(t for t in _markdown_tables(first) if "p_against" in t.columns)
+    assert next(t for t in _markdown_tables(again) if "p against (raw)" in t.columns).equals(
+        next(t for t in _markdown_tables(first) if "p against (raw)" in t.columns)
     )
 
 

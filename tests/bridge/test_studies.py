@@ -1,6 +1,6 @@
 """Built-in studies: consistent specs and hypothesis files, an end-to-end study (preregister, run, falsify, report)
-that resumes, the prime-control hypotheses exposing a planted weight-magnitude confound, and the README's
-newcomer snippets executed as written."""
+that resumes, and the prime-control hypotheses exposing a planted weight-magnitude confound (the README's worked
+example runs in tests/test_readme_example.py)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bridge.cli import main
 from bridge.cli.study import STUDY_NAMES
 from bridge.falsification import falsify_tables
 from bridge.hypothesis import load_hypotheses
 from bridge.studies import STUDIES, Study, get_study, run_study
 from empirics.spec import load_spec
 from empirics.store import Store
-
-README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.mark.parametrize("name", sorted(STUDIES))
@@ -171,34 +168,6 @@ def test_prime_control_exposes_a_planted_weight_magnitude_confound() -> None:
         assert partial["outcome"].item() == "inconclusive" and partial["p_for"].item() > 0.05
     out = report.verdict("prime-count-x1-predicts-out-of-setting")  # ... and fails out of its setting
     assert out.verdict.value == "falsified" and "out of setting" in out.reason
-
-
-def _newcomer_snippets() -> list[str]:
-    text = README.read_text()
-    section = text.split("## A newcomer's path", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
-
-
-def test_readme_newcomer_snippets_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from empirics.phenomena import PHENOMENA
-    from empirics.quantities import QUANTITIES
-
-    snippets = _newcomer_snippets()
-    assert len(snippets) == 3  # phenomenon, quantity, hypothesis
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    try:
-        for code in snippets:
-            exec(compile(code, str(README), "exec"), namespace)
-    finally:
-        PHENOMENA.pop("ridge_toy", None)
-        QUANTITIES.pop("weight_sq", None)
-    assert (tmp_path / "reports" / "ridge" / "report.html").is_file()
-    with Store(tmp_path / "my-store", create=False) as store:
-        assert len(store.runs()) == 12
-        (payload,) = store.results("verdict")
-    assert payload["verdicts"][0]["verdict"] in {"supported", "falsified", "inconclusive"}
-    assert main(["report", "--store", str(tmp_path / "my-store"), "-o", str(tmp_path / "again")]) == 0
 
 
 def test_init_distance_matches_a_float64_reference_on_a_pruned_ticket() -> None:

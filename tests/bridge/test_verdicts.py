@@ -288,13 +288,15 @@ def test_a_laws_lack_of_fit_enters_holm_with_the_hypothesis_rows():
     p_for, p_against = evidence(Test.FIT, result, 1)
     assert (p_for, p_against) == (1e-4, pytest.approx(0.03 * 2))  # Bonferroni over lack of fit and constraint
     alone = judge(h, Test.FIT, result, p_against=0.03)  # e.g. a hypothesis with this single check
-    assert alone.outcome is Outcome.FAIL and "lack-of-fit F(6, 32) = 3, p = 0.03" in alone.reason
+    assert alone.outcome is Outcome.FAIL and "lack-of-fit F(6, 32) = 3, raw p against = 0.03" in alone.reason
+    assert alone.reason.endswith("Holm-adjusted p against = 0.03, after Bonferroni over the row's checks)")
     holm_p = holm(np.array([p_against, 0.5]))[0]  # with the out_of_setting row: 0.12
     judgement = judge(h, Test.FIT, result, p_against=holm_p)
     assert judgement.outcome is Outcome.INCONCLUSIVE
-    assert "significant at α (lack-of-fit F(6, 32) = 3, p = 0.03), though not after Bonferroni and Holm (p = 0.12)" in (
-        judgement.reason
-    )
+    assert (
+        "significant at α (lack-of-fit F(6, 32) = 3, raw p against = 0.03), though not after Bonferroni over the "
+        "row's checks and Holm (Holm-adjusted p against = 0.12)"
+    ) in judgement.reason
 
 
 def test_a_constraint_on_the_wrong_side_fails_with_the_rows_correction():
@@ -341,23 +343,22 @@ def test_out_of_setting_is_one_sided_in_the_predicted_direction():
     assert judge(h, Test.OUT_OF_SETTING, worse, p_against=0.01).outcome is Outcome.FAIL
 
 
-def test_the_event_order_fails_on_the_sign_test_against_it():
-    """Old rule: failed only when the 95% interval of the median lag lay below -tolerance, which five runs
-    cannot give (the order-statistic interval is undefined); now the one-sided sign test decides."""
+def test_the_event_order_fails_on_the_test_against_it():
+    """The one-sided test of "B first by more than the tolerance" decides fail (Holm-corrected); the lags'
+    configurations are the units."""
     (h,) = parse_hypotheses(
         '[[hypothesis]]\nname = "e"\nquantity = "q"\noutcome = "y"\n[hypothesis.prediction]\nkind = "event_order"\n'
         'first = { expression = "q", below = 1.0 }\nsecond = { expression = "y", below = 0.1 }\ntolerance = 1\n'
     )
-    lags = [-5.0, -7.0, -9.0, -3.0, -4.0]
-    old = event_lag_test(lags, tolerance=1)
-    assert not old.high < -1  # NaN: the old rule's "inconclusive"
-    result = event_lag_test(lags, tolerance=1, confidence_level=0.9)
-    assert evidence(Test.EVENT, result, 1) == (pytest.approx(31 / 32), pytest.approx(1 / 32))
-    judgement = judge(h, Test.EVENT, result, p_against=1 / 32)
+    lags, groups = [-5.0, -7.0, -9.0, -3.0, -4.0, -6.0], [0, 0, 1, 1, 2, 2]
+    result = event_lag_test(lags, groups=groups, tolerance=1, confidence_level=0.9)
+    p_for, p_against = evidence(Test.EVENT, result, 1)
+    assert p_against < 0.05 and p_for == pytest.approx(1 - p_against)
+    judgement = judge(h, Test.EVENT, result, p_against=p_against)
     assert judgement.outcome is Outcome.FAIL and "the second event comes first" in judgement.reason
-    assert judge(h, Test.EVENT, event_lag_test([5.0, 7, 9, 3, 4, 8], tolerance=1), p_against=1.0).outcome is (
-        Outcome.PASS
-    )
+    assert "over 3 configurations" in judgement.reason
+    passed = event_lag_test([5.0, 7, 9, 3, 4, 8, 6, 2, 10, 5], groups=np.repeat(range(5), 2), tolerance=1)
+    assert judge(h, Test.EVENT, passed, p_against=1.0).outcome is Outcome.PASS
 
 
 @settings(max_examples=30, deadline=None)
