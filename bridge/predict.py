@@ -39,7 +39,7 @@ from bridge._predict_inputs import (
     load_data,
     load_factory,
 )
-from theory._validation import check_in_range, check_option, check_positive_int
+from theory._validation import check_device, check_in_range, check_option, check_positive_int
 
 
 class PredictQuantity(StrEnum):
@@ -194,6 +194,7 @@ def predict(
     sizes: Sequence[int] | None = None,
     top: int = 10,
     random_state: int = 0,
+    device: str = "cpu",
 ) -> ModelPrediction:
     """Compute theory ``quantities`` (:class:`PredictQuantity` names; None: all) of a model on data.
 
@@ -210,6 +211,8 @@ def predict(
             the ridgeless curve of the n_train-sample spectrum diverges).
         top: how many leading eNTK eigenvalues to keep in ``spectrum``.
         random_state: seeds the factory and the stochastic measures.
+        device: where the eNTK and its spectrum are computed ('cpu', 'cuda[:index]' or 'mps'); the
+            model stays where it is and the measures run on the host.
 
     Raises:
         ModelLoadError, CheckpointError, DataError (ValueErrors naming the module, file or array), and the
@@ -235,6 +238,7 @@ def predict(
     for name, value in (("n_train", n_train), ("n_test", n_test), ("top", top)):
         check_positive_int(name, value, owner="predict")
     check_in_range("ridge", ridge, 0, None, owner="predict")
+    device = check_device("device", device, owner="predict")
     sizes = [int(s) if isinstance(s, np.integer) else s for s in sizes or ()]
     for size in sizes:
         check_positive_int("sizes", size, owner="predict")
@@ -266,8 +270,9 @@ def predict(
             first = int(bad.nonzero()[0, 0])
             raise DataError(f"The inputs {name} of {source} must be finite. Got NaN or Inf in {int(bad.sum())} of "
                             f"{len(inputs)} samples (first: sample {first}).")  # fmt: skip
+    x_dev, x_test_dev = x.to(device), x_test.to(device)
     resolved = {}
-    for name, inputs in (("x_train", x), ("x_test", x_test)):  # the model must run on both, before any kernel
+    for name, inputs in (("x_train", x_dev), ("x_test", x_test_dev)):  # the model must run on both, before a kernel
         try:
             resolved[name] = resolve_implementation(net, inputs).value
         except NTKInputError as err:
@@ -284,8 +289,9 @@ def predict(
     curve = None
     kernel_needed = {"ntk", "effective_parameters", "learning_curve"} & set(names)
     if kernel_needed:
-        kernel = empirical_ntk(net, x, trace_outputs=True, dtype=torch.float64).numpy()
-        eig = kernel_eigh(kernel)
+        kernel_t = empirical_ntk(net, x_dev, trace_outputs=True, dtype=torch.float64)
+        eig = kernel_eigh(kernel_t)
+        kernel = kernel_t.cpu().numpy()
         with torch.no_grad():
             n_outputs = net(x[:1]).reshape(1, -1).shape[1]
         targets = _targets(n_outputs, y, task, source)
@@ -303,8 +309,8 @@ def predict(
         def k(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             return empirical_ntk(net, a, b, trace_outputs=True, dtype=torch.float64)
 
-        smoother = KernelRidgeSmoother(k, ridge=ridge).fit(x)
-        values |= {"p_train": smoother.effective_parameters(), "p_test": smoother.effective_parameters(x_test)}
+        smoother = KernelRidgeSmoother(k, ridge=ridge).fit(x_dev)
+        values |= {"p_train": smoother.effective_parameters(), "p_test": smoother.effective_parameters(x_test_dev)}
     if "learning_curve" in names:
         n = len(x)
         # eigenvalues below the numerical-rank tolerance n·eps·λ_max are round-off: they count as 0 (unlearnable)

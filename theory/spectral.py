@@ -1,8 +1,9 @@
 """Spectral summaries of kernels: eigendecomposition, Lanczos top-k, Hutchinson trace, N_eff, alignment, distance.
 
 Kernels may be (N, N) matrices or (N, N, O, O) eNTKs (flattened to (N·O, N·O) with rows (sample, output)),
-as numpy arrays or torch tensors; matrix-free operators are scipy ``LinearOperator`` s such as
-:func:`theory.ntk_operator`. Results are numpy float64.
+as numpy arrays or torch tensors on any device; matrix-free operators are scipy ``LinearOperator`` s such as
+:func:`theory.ntk_operator`. Results are numpy float64. :func:`kernel_eigh` of a torch tensor runs on the
+tensor's device (``torch.linalg.eigh`` in float64; on the host for MPS, which has no float64).
 """
 
 from __future__ import annotations
@@ -71,15 +72,26 @@ class AlignmentMethod(StrEnum):
 
 def as_matrix(kernel: ArrayLike, name: str = "kernel") -> np.ndarray:
     """A square float64 matrix from an (M, M) or (N, N, O, O) kernel (rows ordered by sample, then output)."""
+    return _square(kernel, name).cpu().numpy()
+
+
+def _square(kernel: ArrayLike, name: str = "kernel") -> torch.Tensor:
+    """:func:`as_matrix` as a float64 torch tensor, on the kernel's device (the host for numpy and MPS)."""
     if isinstance(kernel, torch.Tensor):
-        kernel = kernel.detach().cpu().numpy()
-    k = _real_array(name, kernel)
-    if k.ndim == 4 and k.shape[0] == k.shape[1] and k.shape[2] == k.shape[3]:
+        if kernel.is_complex():  # a cast would drop the imaginary part silently
+            found = str(kernel.dtype).removeprefix("torch.")
+            raise ValueError(f"The {name!r} argument must be a real-valued numeric array. Got {found} instead.")
+        k = kernel.detach()
+        k = k.cpu() if k.device.type == "mps" else k
+        k = k.double()
+    else:
+        k = torch.as_tensor(_real_array(name, kernel))
+    if k.dim() == 4 and k.shape[0] == k.shape[1] and k.shape[2] == k.shape[3]:
         n, _, o, _ = k.shape
-        k = k.transpose(0, 2, 1, 3).reshape(n * o, n * o)
-    if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] == 0:
-        raise ValueError(f"The {name!r} argument must be a square (M, M) or (N, N, O, O) kernel. Got {k.shape}.")
-    if not np.all(np.isfinite(k)):
+        k = k.permute(0, 2, 1, 3).reshape(n * o, n * o)
+    if k.dim() != 2 or k.shape[0] != k.shape[1] or k.shape[0] == 0:
+        raise ValueError(f"The {name!r} argument must be a square (M, M) or (N, N, O, O) kernel. Got {tuple(k.shape)}.")
+    if not bool(torch.isfinite(k).all()):
         raise ValueError(f"The {name!r} argument must be finite. Got NaN or inf entries.")
     return k
 
@@ -103,8 +115,12 @@ def kernel_eigh(kernel: ArrayLike, *, clip: bool = True) -> KernelEigh:
         >>> kernel_eigh(np.diag([1.0, -1e-12, 3.0])).eigenvalues
         array([3., 1., 0.])
     """
-    k = as_matrix(kernel)
-    values, vectors = scipy.linalg.eigh((k + k.T) / 2)
+    if isinstance(kernel, torch.Tensor):
+        k = _square(kernel)
+        values, vectors = (t.cpu().numpy() for t in torch.linalg.eigh((k + k.T) / 2))
+    else:
+        k = as_matrix(kernel)
+        values, vectors = scipy.linalg.eigh((k + k.T) / 2)
     values, vectors = values[::-1].copy(), vectors[:, ::-1].copy()
     n_clipped = int(np.sum(values < 0)) if clip else 0
     return KernelEigh(np.clip(values, 0, None) if clip else values, vectors, n_clipped, float(values[-1]))

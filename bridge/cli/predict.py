@@ -21,6 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--sizes", type=int, nargs="+", default=None, help="learning-curve sample sizes (default n/16, n/8, n/4, n/2)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random_state of the factory and measures")
+    parser.add_argument("--device", default="cpu", help="device of the eNTK: cpu (default), cuda[:index] or mps")
     parser.add_argument("-o", "--output", default=None, help="write .json or .csv instead of printing only")
 
 
@@ -33,7 +34,7 @@ def execute(args: argparse.Namespace) -> int:
     add_working_directory()  # MODULE:FACTORY is found in the working directory, as with python -m
     result = predict(
         args.model, args.data, args.quantities, checkpoint=args.checkpoint, n_train=args.n_train,
-        n_test=args.n_test, ridge=args.ridge, sizes=args.sizes, random_state=args.seed,
+        n_test=args.n_test, ridge=args.ridge, sizes=args.sizes, random_state=args.seed, device=args.device,
     )  # fmt: skip
     print(result.summary())
     if args.output:

@@ -56,3 +56,18 @@ def test_bad_arguments_exit_with_a_named_error(capsys):
     assert "'n' parameter of unitheory ntk must be a positive int" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["ntk", "--model", "resnet"])
+
+
+@pytest.mark.parametrize("device", ["cpu"] + ["cuda"] * torch.cuda.is_available())
+def test_device_option_runs_the_kernel_there(capsys, device):
+    out = run(
+        capsys, "--model", "mlp", "--n", "5", "--seed", "2", "--width", "6", "--trace-outputs", "--device", device
+    )
+    theta = expected_kernel("mlp", 5, 2, 6, trace_outputs=True)
+    assert out["model"].endswith(device)
+    assert float(out["trace"]) == pytest.approx(float(theta.trace()), rel=1e-5)  # printed with 6 digits
+
+
+def test_unavailable_device_is_named(capsys):
+    assert main(["ntk", "--n", "4", "--device", "tpu"]) == 2
+    assert "'device' parameter of unitheory ntk must be an available torch device" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from theory import NTKImplementation, empirical_ntk, jacobian, resolve_implementation
-from theory.ntk import structured
+from theory.ntk import _factors, structured
 
 IMPLEMENTATIONS = ["structured", "jacobian", "ntk_vp"]
 
@@ -45,6 +45,31 @@ class Scale(nn.Module):
 
     def forward(self, x):
         return x * self.gain
+
+
+class TinyBlock(nn.Module):
+    """Residual block with GroupNorm and BatchNorm (eval), a strided conv and a 1×1 strided skip."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.gn = nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False), _affine(nn.GroupNorm(2, 4))
+        self.conv2, self.bn = nn.Conv2d(4, 4, 3, padding=1), _bn(4)
+        self.skip = nn.Conv2d(3, 4, 1, stride=2, bias=False)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv2(torch.relu(self.gn(self.conv1(x))))) + self.skip(x))
+
+
+class ViewHead(nn.Module):
+    """Flattens a conv output with ``.view``, which a channels-last tensor rejects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(2, 3, 3), nn.Linear(3 * 3 * 3, 2)
+
+    def forward(self, x):
+        h = torch.tanh(self.conv(x))
+        return self.fc(h.view(h.shape[0], -1))
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -102,6 +127,18 @@ CASES = {
         ),
         _floats(2, 6, 5),
     ),
+    "resnet_norms": (
+        lambda: nn.Sequential(
+            nn.Conv2d(2, 3, 3, padding=1),
+            nn.ReLU(),
+            TinyBlock(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4, 3),
+        ),
+        _floats(2, 6, 6),
+    ),
+    "conv_view": (ViewHead, _floats(2, 5, 5)),
     "residual_layernorm": (
         lambda: nn.Sequential(
             nn.Linear(5, 6),
@@ -238,11 +275,11 @@ def test_float32_model_computed_in_float64_on_request(name):
 
 
 @pytest.mark.parametrize("patch_grams", [True, False])
-@pytest.mark.parametrize("name", ["conv1d", "conv2d_batchnorm"])
+@pytest.mark.parametrize("name", ["conv1d", "conv2d_batchnorm", "resnet_norms"])
 @pytest.mark.parametrize("mode", ["full", "trace", "diag"])
 def test_both_structured_conv_forms_match_the_reference(monkeypatch, name, patch_grams, mode):
     """Conv layers are contracted by patch/δ Grams or by per-sample gradients, whichever is cheaper: test both."""
-    monkeypatch.setattr(structured, "_prefer_patch_grams", lambda *args: patch_grams)
+    monkeypatch.setattr(_factors, "prefer_patch_grams", lambda *args: patch_grams)
     monkeypatch.setattr(structured, "_PAIR_ELEMENTS", 500)  # forces several row chunks
     model, x1, x2 = build_case(name)
     expected = reference(name)[1]

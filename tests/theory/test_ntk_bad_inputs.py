@@ -36,7 +36,8 @@ from theory import (
     ntk_operator,
     top_eigenpairs,
 )
-from theory.ntk import _guards
+from theory.ntk import _guards, ntk_vp
+from theory.ntk._model import make_view
 
 IMPLEMENTATIONS = ["auto", "structured", "jacobian", "ntk_vp"]
 
@@ -166,12 +167,13 @@ EMPIRICAL_NTK: dict[str, tuple[Callable[[], nn.Module], Callable[[], Any], dict,
     ),
     "kernel larger than memory": (
         mlp, lambda: torch.zeros(300_000, 3), {}, KernelMemoryError,
-        r"about 1,440,000,000,000 bytes \(1.44 TB: a \(300000, 300000, 2, 2\) float32 kernel\).*trace_outputs=True "
+        r"about 1,440,000,\d{3},\d{3} bytes \(1.44 TB: a \(300000, 300000, 2, 2\) float32 kernel( and [\d.]+ k?B of "
+        r"features and working memory of the blocks)?\).*trace_outputs=True "
         r"\(360 GB\); diagonal_outputs=True \(720 GB\); fewer inputs; ntk_operator",
     ),
     "traced kernel larger than memory": (
         mlp, lambda: torch.zeros(3_000_000, 3), {"trace_outputs": True}, KernelMemoryError,
-        r"\(3000000, 3000000\) float32 kernel\).*Options: fewer inputs; ntk_operator",
+        r"\(3000000, 3000000\) float32 kernel( and .* of the blocks)?\).*Options: fewer inputs; ntk_operator",
     ),
 }  # fmt: skip
 
@@ -228,6 +230,42 @@ def test_ntk_operator_and_jacobian_bad_inputs(case):
     assert before is None or torch.equal(x, before) or torch.isnan(before).any()
 
 
+# (entry point, options, model, x, error class): the large-N options are probed like the exact kernels
+APPROXIMATIONS = {
+    "pseudo-NTK: mixes samples": (empirical_ntk, {"sum_outputs": True}, mixes_samples, x3, SampleMixingError),
+    "pseudo-NTK: NaN": (empirical_ntk, {"sum_outputs": True}, mlp, lambda: with_nan(x3()), NonFiniteInputError),
+    "sketch: in place": (empirical_ntk, {"sketch_dim": 2, "random_state": 0}, scales_input_in_place, x3,
+                         InPlaceInputError),
+    "sketch: dropout": (empirical_ntk, {"sketch_dim": 2, "random_state": 0}, functional_dropout, x3,
+                        NondeterministicModelError),
+    "operator blocks: mixes samples": (ntk_operator, {"block_size": 2}, mixes_samples, x3, SampleMixingError),
+    "operator pseudo-NTK: in place": (ntk_operator, {"sum_outputs": True, "block_size": 2}, scales_input_in_place,
+                                      x3, InPlaceInputError),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(APPROXIMATIONS))
+def test_pseudo_ntk_sketches_and_operator_blocks_are_probed(case):
+    entry, options, make_model, make_x, error = APPROXIMATIONS[case]
+    torch.manual_seed(0)
+    x = make_x()
+    before = x.clone()
+    with pytest.raises(error):
+        entry(make_model().double(), x, **options)
+    assert torch.equal(x, before) or torch.isnan(before).any()
+
+
+def test_operator_blocks_that_cannot_fit_are_refused(monkeypatch):
+    """One block's saved activations plus three parameter-space tangents must fit; the default block shrinks."""
+    model, x = conv().double(), torch.randn(50, 2, 6, dtype=torch.float64)
+    saved = ntk_vp._saved_bytes(make_view(model, x, None, None), x[:1])
+    tangents = 3 * sum(p.numel() for p in model.parameters()) * 8
+    monkeypatch.setattr(_guards, "available_memory", lambda device: (20 * saved + tangents, "a test"))
+    assert ntk_operator(model, x).shape == (100, 100)  # default blocks: a quarter of half of what is available
+    with pytest.raises(KernelMemoryError, match=rf"activations of 50 samples .* a smaller block_size \({saved} B"):
+        ntk_operator(model, x, block_size=50)
+
+
 # (call, error class, message fragment)
 SPECTRA = {
     "eigh: NaN kernel": (lambda: kernel_eigh(np.array([[1.0, np.nan], [np.nan, 1.0]])), ValueError, "finite"),
@@ -236,6 +274,9 @@ SPECTRA = {
     "eigh: empty": (lambda: kernel_eigh(np.zeros((0, 0))), ValueError, r"Got \(0, 0\)"),
     "eigh: text": (lambda: kernel_eigh("abc"), ValueError, "real-valued numeric array. Got str"),
     "eigh: complex": (lambda: kernel_eigh(1j * np.eye(2)), ValueError, "real-valued numeric array. Got complex128"),
+    "eigh: complex tensor": (
+        lambda: kernel_eigh(torch.eye(2, dtype=torch.complex64)), ValueError, "numeric array. Got complex64",
+    ),
     "top: k = 0": (lambda: top_eigenpairs(np.eye(3), 0), ValueError, r"'k' parameter .* \[1, 2\]. Got 0"),
     "top: k = size": (lambda: top_eigenpairs(np.eye(3), 3), ValueError, r"\[1, 2\]. Got 3"),
     "hutchinson: no probes": (lambda: hutchinson_trace(np.eye(3), n_probes=0), ValueError, "'n_probes'"),
@@ -270,17 +311,20 @@ def test_undefined_alignment_and_distance_are_nan_without_warnings():
 
 
 def test_memory_is_refused_before_any_allocation_and_names_block_size_when_it_helps(monkeypatch):
-    """With 1 MB 'available', a 320 kB kernel whose explicit blocks need 1.4 MB more is refused, naming block_size."""
-    monkeypatch.setattr(_guards, "available_memory", lambda device: (10**6, "a test"))
+    """With 440 KB 'available', a 320 KB kernel whose explicit blocks of 100 samples need 134 KB more (Jacobians
+    of 2·26 float64 per sample and twice that of working memory) is refused, naming block_size; the driver's own
+    blocks (computed in chunks, kernel strips a sample high) shrink to what is left and fit."""
+    monkeypatch.setattr(_guards, "available_memory", lambda device: (440_000, "a test"))
     model = mlp().double()
     x = x3(100)
     assert empirical_ntk(model, x, block_size=8).shape == (100, 100, 2, 2)
-    hint = r"1.36 MB of block temporaries.*; a smaller block_size \(its temporaries take 1.36 MB\);"
+    assert empirical_ntk(model, x, implementation="jacobian").shape == (100, 100, 2, 2)
+    hint = r"and 134 KB of block temporaries\).*; a smaller block_size \(its temporaries take 134 KB\);"
     with pytest.raises(KernelMemoryError, match=hint):
         empirical_ntk(model, x, block_size=100, implementation="jacobian")
     allocations = []
     monkeypatch.setattr(torch, "empty", lambda *a, **k: allocations.append(a))
-    with pytest.raises(MemoryError, match=r"a \(400, 400, 2, 2\) float64 kernel\).*available on cpu \(a test\)"):
+    with pytest.raises(MemoryError, match=r"a \(400, 400, 2, 2\) float64 kernel.*available on cpu \(a test\)"):
         empirical_ntk(model, x3(400))  # KernelMemoryError is also a MemoryError
     assert allocations == []
 

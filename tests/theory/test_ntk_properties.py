@@ -68,9 +68,11 @@ def test_trace_and_diagonal_modes_are_reductions_of_the_full_kernel(name, implem
     full = empirical_ntk(model, x1, x2, implementation=implementation)
     diag = empirical_ntk(model, x1, x2, implementation=implementation, diagonal_outputs=True)
     traced = empirical_ntk(model, x1, x2, implementation=implementation, trace_outputs=True)
+    summed = empirical_ntk(model, x1, x2, implementation=implementation, sum_outputs=True)
     atol = 1e-12 * full.abs().max()
     assert torch.allclose(diag, full.diagonal(dim1=2, dim2=3), rtol=1e-10, atol=atol)
     assert torch.allclose(traced, full.diagonal(dim1=2, dim2=3).mean(-1), rtol=1e-10, atol=atol)
+    assert torch.allclose(summed, full.sum((2, 3)) / full.shape[-1], rtol=1e-10, atol=atol)
 
 
 @SETTINGS

@@ -77,8 +77,11 @@ def probe_model(view: ModelView, x1: Tensor, x2: Tensor | None = None) -> int:
     statistics, e.g. ``F.batch_norm(x, None, None, training=True)``); :class:`NondeterministicModelError` when two
     passes of the same inputs disagree; :class:`SampleMixingError` when the block's outputs differ from the
     samples' outputs one at a time. The caller's tensors and its model's parameters and buffers are never passed
-    to the model here (the probe runs on copies), so a failed probe leaves them as they were.
+    to the model here (the probe runs on copies), so a failed probe leaves them as they were. On the data-free
+    "meta" device (shape inference) only the number of outputs is taken: there is nothing to compare.
     """
+    if x1.device.type == "meta":
+        return _forward(view, view.cast_input(x1[:1]), x1).shape[1]
     check_finite("x1", x1)
     check_finite("x2", x2)
     rows = x1[:PROBE_ROWS] if x2 is None else torch.cat([x1[:PROBE_ROWS], x2[:PROBE_ROWS]])
@@ -232,23 +235,23 @@ def _expected_input(layer: nn.Module, dtype: torch.dtype) -> str:
     return floating
 
 
-def check_memory(backend: Any, view: ModelView, x1: Tensor, x2: Tensor | None, block_size: int | None) -> None:
+def check_memory(
+    backend: Any, x1: Tensor, x2: Tensor | None, n_out: int, dtype: torch.dtype, workspace: int, block_size: int | None
+) -> None:
     """:func:`check_kernel_memory` for an ``empirical_ntk`` call about to run ``backend`` (its groups and mode).
 
-    The workspace counted is that of an explicit ``block_size`` (its rows' and columns' features and one kernel
-    block's temporaries); the default blocks are sized by the blocked driver within its own bounded budget.
+    ``workspace`` is the blocked driver's own estimate for its plan (``theory.ntk._blocks.plan_kernel``): held
+    features, the working memory of the samples whose features are computed at once, and the contraction
+    temporaries. Without ``block_size`` the driver's blocks already shrink to what the memory left after the
+    result allows, so only the result, or one sample's features, can fail to fit.
     """
-    n_out = _forward(view, view.cast_input(x1[:1]), x1).shape[1]
-    workspace = 0
-    if block_size is not None:
-        per_pair = {"full": n_out * n_out, "diag": n_out, "trace": 1}[backend.mode]
-        block = min(block_size, x1.shape[0])
-        features = backend.bytes_per_sample(view.cast_input(x1[:1]))
-        workspace = 2 * block * features + 4 * block * block * per_pair * view.dtype.itemsize
+    n2 = None if x2 is None else x2.shape[0]
+    mode = backend.mode
+    options = None if block_size is not None else _options(x1.shape[0], n2 or x1.shape[0], n_out, mode, dtype, 0)
     check_kernel_memory(
-        x1.shape[0], None if x2 is None else x2.shape[0], n_out, trace_outputs=backend.mode == "trace",
-        diagonal_outputs=backend.mode == "diag", dtype=view.dtype, device=x1.device, n_groups=len(backend.groups),
-        workspace=workspace,
+        x1.shape[0], n2, n_out, trace_outputs=mode == "trace", diagonal_outputs=mode == "diag", dtype=dtype,
+        device=x1.device, n_groups=len(backend.groups), workspace=workspace, options=options,
+        workspace_use="block temporaries" if block_size is not None else "features and working memory of the blocks",
     )  # fmt: skip
 
 
@@ -304,21 +307,42 @@ def check_kernel_memory(
     shape = {"full": f"({n1}, {n2}, {n_outputs}, {n_outputs})", "diag": f"({n1}, {n2}, {n_outputs})"}
     kernel = f"{n_groups} x " if n_groups > 1 else ""
     kernel += f"{shape.get(mode, f'({n1}, {n2})')} {str(dtype).removeprefix('torch.')}"
-    default_options = options is None
-    options = [] if default_options else list(options)
-    if default_options and mode != "trace":
-        options.append(f"trace_outputs=True ({_bytes(kernel_nbytes(n1, n2, n_outputs, mode='trace', dtype=dtype))})")
-    if default_options and mode == "full":
-        options.append(f"diagonal_outputs=True ({_bytes(kernel_nbytes(n1, n2, n_outputs, mode='diag', dtype=dtype))})")
-    if default_options and workspace and result <= available:  # the blocks, not the result, are too large
-        options.append(f"a smaller block_size (its temporaries take {_bytes(workspace)})")
-    if default_options:
-        options += ["fewer inputs", "ntk_operator(f, x) for matrix-free products Θv (eigenvalues, traces) without Θ"]
+    if options is None:
+        options = _options(n1, n2, n_outputs, mode, dtype, workspace if result <= available else 0)
     raise KernelMemoryError(
         f"The empirical NTK would need about {needed:,} bytes ({_bytes(needed)}: a {kernel} kernel"
         f"{f' and {_bytes(workspace)} of {workspace_use}' if workspace else ''}) but only {available:,} bytes "
         f"({_bytes(available)}) are available on {device} ({source}). Options: {'; '.join(options)}."
     )
+
+
+def check_operator_memory(block: int, saved_bytes: int, params_bytes: int, device: torch.device) -> int:
+    """Refuse an ``ntk_operator`` whose products cannot fit: one block of ``block`` samples with ``saved_bytes``
+    of activations saved per sample for its vjp and jvp, plus three parameter-space tangents (the running sum,
+    one block's part and the jvp's tangent input) of ``params_bytes`` each. Returns the bytes needed."""
+    needed = block * saved_bytes + 3 * params_bytes
+    available, source = available_memory(device)
+    if available is None or needed <= available:
+        return needed
+    raise KernelMemoryError(
+        f"The NTK operator would need about {needed:,} bytes ({_bytes(needed)}: the activations of {block} samples "
+        f"saved for its vjp and jvp and {_bytes(3 * params_bytes)} of parameter-space tangents) but only "
+        f"{available:,} bytes ({_bytes(available)}) are available on {device} ({source}). Options: a smaller "
+        f"block_size ({_bytes(saved_bytes)} per sample); fewer selected params."
+    )
+
+
+def _options(n1: int, n2: int, n_outputs: int, mode: str, dtype: torch.dtype, block_workspace: int) -> list[str]:
+    """The ``empirical_ntk`` arguments that need less memory; ``block_workspace``: the temporaries of a user's
+    ``block_size`` that alone do not fit (0: the result does not, or the blocks are the driver's own)."""
+    options = []
+    if mode != "trace":
+        options.append(f"trace_outputs=True ({_bytes(kernel_nbytes(n1, n2, n_outputs, mode='trace', dtype=dtype))})")
+    if mode == "full":
+        options.append(f"diagonal_outputs=True ({_bytes(kernel_nbytes(n1, n2, n_outputs, mode='diag', dtype=dtype))})")
+    if block_workspace:
+        options.append(f"a smaller block_size (its temporaries take {_bytes(block_workspace)})")
+    return options + ["fewer inputs", "ntk_operator(f, x) for matrix-free products Θv (eigenvalues, traces) without Θ"]
 
 
 def _bytes(n: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -22,7 +23,8 @@ class ModelView:
 
     ``names`` are the selected parameter names (in ``named_parameters`` order), ``params`` holds every
     parameter and ``buffers`` every buffer, detached and cast to ``dtype``; ``groups`` maps each owning
-    module's path (the per-layer key) to the names it owns.
+    module's path (the per-layer key) to the names it owns. With ``sum_outputs`` the view is the scalar
+    g = (1/√O) Σ_o f_o of the pseudo-NTK (Mohamadi et al. 2023).
     """
 
     module: nn.Module
@@ -30,6 +32,7 @@ class ModelView:
     params: dict[str, Tensor]
     buffers: dict[str, Tensor]
     dtype: torch.dtype
+    sum_outputs: bool = False
 
     @property
     def groups(self) -> dict[str, tuple[str, ...]]:
@@ -56,7 +59,8 @@ class ModelView:
             out = functional_call(self.module, tensors, (x,))
         if not isinstance(out, Tensor):
             raise TypeError(f"The model {type(self.module).__name__} must return a Tensor. Got {type(out).__name__}.")
-        return out.reshape(out.shape[0], -1) if out.dim() != 1 else out.unsqueeze(1)
+        out = out.reshape(out.shape[0], -1) if out.dim() != 1 else out.unsqueeze(1)
+        return out.sum(1, keepdim=True) / math.sqrt(out.shape[1]) if self.sum_outputs else out
 
     def single(self, selected: dict[str, Tensor], x: Tensor) -> Tensor:
         """Outputs (O,) of one sample ``x`` (no batch axis); the function ``torch.func`` transforms."""

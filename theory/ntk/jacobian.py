@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jacrev, vmap
 
+from theory.ntk._factors import CountSketch, sketch_seed
 from theory.ntk._guards import probe_model
 from theory.ntk._model import ModelView, make_view, translate_torch_func_errors
 
@@ -69,19 +70,58 @@ def contract(g1: Tensor, g2: Tensor, mode: str) -> Tensor:
 
 
 class JacobianBackend:
-    """Kernel blocks as contractions of per-sample Jacobian blocks, one parameter group at a time."""
+    """Kernel blocks as contractions of per-sample Jacobian blocks, one parameter group at a time.
 
-    def __init__(self, view: ModelView, groups: dict[str, tuple[str, ...]], mode: str) -> None:
+    With ``sketch_dim`` = k each owning module's Jacobian columns (if more than k) are count-sketched to k.
+    """
+
+    def __init__(
+        self,
+        view: ModelView,
+        groups: dict[str, tuple[str, ...]],
+        mode: str,
+        sketch_dim: int | None = None,
+        random_state: int | None = None,
+    ) -> None:
         self.view = view
         self.groups = groups
         self.mode = mode
+        self.sketch_dim = sketch_dim
+        self.seed = sketch_seed(random_state)
+        owners = view.groups
+        self.owners = {key: [o for o in owners if set(owners[o]) & set(names)] for key, names in groups.items()}
+        self.sketches: dict[str, CountSketch | None] = {}
 
-    def bytes_per_sample(self, x: Tensor) -> int:
-        n_out = self.view(x[:1]).shape[1]
-        return n_out * self.view.n_params * (torch.finfo(self.view.dtype).bits // 8)
+    def _width(self, owner: str) -> int:
+        size = sum(self.view.params[n].numel() for n in self.view.groups[owner])
+        return size if self.sketch_dim is None else min(size, self.sketch_dim)
+
+    def bytes_per_sample(self, x: Tensor) -> tuple[int, int]:
+        """Held Jacobian (or sketch) bytes per sample, and the working memory: the unsketched Jacobian
+        ``vmap(jacrev)`` returns and one copy of it (concatenation or sketch)."""
+        n_out, itemsize = self.view(x[:1]).shape[1], torch.finfo(self.view.dtype).bits // 8
+        width = sum(self._width(o) for owners in self.owners.values() for o in owners)
+        return n_out * width * itemsize, 2 * n_out * self.view.n_params * itemsize
+
+    def _sketch(self, owner: str, size: int, like: Tensor) -> CountSketch | None:
+        if self.sketch_dim is None or size <= self.sketch_dim:
+            return None
+        if owner not in self.sketches:
+            seed = (self.seed + 7919 * list(self.view.groups).index(owner)) % 2**63
+            self.sketches[owner] = CountSketch.draw(size, self.sketch_dim, seed, like)
+        return self.sketches[owner]
 
     def features(self, x: Tensor) -> dict[str, Tensor]:
-        return jacobian_features(self.view, x, self.groups)
+        """Jacobians (B, O, P_g) of each group, owners sketched where ``sketch_dim`` is set."""
+        jac = jacobian_features(self.view, x, self.view.groups)
+        out = {}
+        for key, owners in self.owners.items():
+            pieces = []
+            for owner in owners:
+                sketch = self._sketch(owner, jac[owner].shape[2], jac[owner])
+                pieces.append(jac[owner] if sketch is None else sketch(jac[owner]))
+            out[key] = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2)
+        return out
 
     def contract(self, f1: dict[str, Tensor], f2: dict[str, Tensor]) -> dict[str, Tensor]:
         return {key: contract(f1[key], f2[key], self.mode) for key in self.groups}

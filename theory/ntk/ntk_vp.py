@@ -5,6 +5,7 @@ Cost of a kernel block by this method: time B1·B2·O·[FP], memory chunk·P (on
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 import numpy as np
@@ -13,7 +14,9 @@ from scipy.sparse.linalg import LinearOperator
 from torch import Tensor, nn
 from torch.func import jvp, vjp, vmap
 
-from theory.ntk._guards import probe_model
+from theory._validation import check_positive_int
+from theory.ntk._blocks import feature_budget
+from theory.ntk._guards import check_operator_memory, probe_model
 from theory.ntk._model import ModelView, make_view, translate_torch_func_errors
 
 _CHUNK_BYTES = 2**27
@@ -27,8 +30,8 @@ class NTKVPBackend:
         self.groups = groups
         self.mode = mode
 
-    def bytes_per_sample(self, x: Tensor) -> int:
-        return 0
+    def bytes_per_sample(self, x: Tensor) -> tuple[int, int]:
+        return 0, 0
 
     def features(self, x: Tensor) -> Tensor:
         return x
@@ -73,12 +76,26 @@ def ntk_operator(
     *,
     params: Iterable[str] | None = None,
     dtype: torch.dtype | None = torch.float64,
+    trace_outputs: bool = False,
+    sum_outputs: bool = False,
+    block_size: int | None = None,
 ) -> LinearOperator:
-    """Matrix-free NTK Θ(x, x) of shape (N·O, N·O) as a scipy ``LinearOperator`` (Novak et al. 2022).
+    """Matrix-free NTK Θ(x, x) as a scipy ``LinearOperator`` (Novak et al. 2022), for N where Θ does not fit.
 
-    Each product is Θ v = J (Jᵀ v): one vjp then one jvp over the batch, so neither Θ nor J is stored.
-    Rows and columns are indexed by (sample, output) in row-major order, matching
-    ``empirical_ntk(f, x).permute(0, 2, 1, 3).reshape(N * O, N * O)``.
+    Each product is Θ v = J (Jᵀ v): vjps of the sample blocks summed into one parameter-space tangent, then
+    one jvp per block, so neither Θ nor J is stored; memory is one block's saved activations plus O(P).
+    Shapes: (N·O, N·O) with rows (sample, output) in row-major order, matching
+    ``empirical_ntk(f, x).permute(0, 2, 1, 3).reshape(N * O, N * O)``; (N, N) with ``trace_outputs``
+    (Θ_tr = (1/O) Σ_o J_o J_oᵀ, O products per matvec) or ``sum_outputs`` (the pseudo-NTK of
+    Mohamadi et al. 2023, one product). Runs on the device of ``x``; vectors are numpy on the host.
+
+    Args:
+        block_size: samples per vjp/jvp (default: all whose saved activations fit a quarter of the feature
+            budget of :mod:`theory.ntk._blocks`; their pullback is then kept between products).
+
+    Raises:
+        The probe's :class:`~theory.ntk.NTKInputError` subclasses (as ``empirical_ntk``), and
+        :class:`~theory.ntk.KernelMemoryError` when one block's saved activations and the tangents cannot fit.
 
     Example:
         >>> op = ntk_operator(torch.nn.Linear(3, 2), torch.ones(4, 3))
@@ -87,21 +104,68 @@ def ntk_operator(
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"The 'x' argument must be a torch.Tensor. Got {type(x).__name__} instead.")
+    if trace_outputs and sum_outputs:
+        raise ValueError("Of 'trace_outputs' and 'sum_outputs' of ntk_operator at most one may be True.")
+    check_positive_int("block_size", block_size, allow_none=True, owner="ntk_operator")
     view = make_view(f, x, params, dtype)
     probe_model(view, x)
+    if sum_outputs:
+        view = dataclasses.replace(view, sum_outputs=True)
     xc = view.cast_input(x)
     sel = view.selected
-    with translate_torch_func_errors(view.module):
-        out, pullback = vjp(lambda p: view(xc, p), sel)
-    shape = out.shape
+    n = xc.shape[0]
+    n_out = view(xc[:1]).shape[1]
+    saved = max(_saved_bytes(view, xc[:1]), 1)
+    if block_size is None:
+        block_size = max(1, min(n, feature_budget(xc.device) // 4 // saved))
+    check_operator_memory(min(block_size, n), saved, view.n_params * view.dtype.itemsize, xc.device)
+    blocks = [slice(i, min(i + block_size, n)) for i in range(0, n, block_size)]
+    kept = {}
+
+    def pullback(b: slice):
+        if b.start in kept:
+            return kept[b.start]
+        with translate_torch_func_errors(view.module):
+            pull = vjp(lambda p: view(xc[b], p), sel)[1]
+        if len(blocks) == 1:
+            kept[b.start] = pull
+        return pull
+
+    def product(ct: Tensor) -> Tensor:
+        """J Jᵀ ct for cotangents ct (N, O)."""
+        tangent = None
+        for b in blocks:
+            (part,) = pullback(b)(ct[b])
+            tangent = part if tangent is None else {k: tangent[k].add_(part[k]) for k in tangent}
+        with translate_torch_func_errors(view.module):
+            return torch.cat([jvp(lambda p, b=b: view(xc[b], p), (sel,), (tangent,))[1] for b in blocks])
 
     def matvec(v: np.ndarray) -> np.ndarray:
-        ct = torch.as_tensor(np.ascontiguousarray(v).reshape(shape), dtype=view.dtype, device=xc.device)
-        (tangent,) = pullback(ct)
-        with translate_torch_func_errors(view.module):
-            prod = jvp(lambda p: view(xc, p), (sel,), (tangent,))[1]
-        return prod.reshape(-1).detach().cpu().numpy()
+        vt = torch.as_tensor(np.ascontiguousarray(v), dtype=view.dtype, device=xc.device)
+        if not trace_outputs:
+            return product(vt.reshape(n, -1)).reshape(-1).detach().cpu().numpy()
+        out = torch.zeros(n, dtype=view.dtype, device=xc.device)
+        for o in range(n_out):
+            ct = torch.zeros(n, n_out, dtype=view.dtype, device=xc.device)
+            ct[:, o] = vt.reshape(n)
+            out += product(ct)[:, o]
+        return (out / n_out).detach().cpu().numpy()
 
-    size = shape.numel()
+    size = n if trace_outputs or sum_outputs else n * n_out
     np_dtype = torch.empty((), dtype=view.dtype).numpy().dtype
     return LinearOperator((size, size), matvec=matvec, rmatvec=matvec, dtype=np_dtype)
+
+
+def _saved_bytes(view: ModelView, x: Tensor) -> int:
+    """Bytes autograd saves for the backward of a forward on ``x`` (the activations a vjp keeps)."""
+    total = 0
+
+    def pack(t: Tensor) -> Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    leaves = {k: v.detach().requires_grad_() for k, v in view.selected.items()}
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        view(x, leaves)
+    return total
