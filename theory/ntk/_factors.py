@@ -19,10 +19,14 @@ import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from theory.ntk._model import ModelView
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,27 @@ class CountSketch:
 def sketch_seed(random_state: int | None) -> int:
     """The seed of a kernel's sketches: ``random_state``, or fresh entropy (the global RNG is left alone)."""
     return secrets.randbits(62) if random_state is None else random_state
+
+
+class SketchedBackend:
+    """What both per-layer kernel backends (structured, jacobian) hold: the model view, the parameter groups of the
+    result, the output mode, and with ``sketch_dim`` = k the count-sketch width and seed of their layers' sketches
+    (one per layer, drawn when the layer is first met)."""
+
+    def __init__(
+        self,
+        view: ModelView,
+        groups: dict[str, tuple[str, ...]],
+        mode: str,
+        sketch_dim: int | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.view = view
+        self.groups = groups
+        self.mode = mode
+        self.sketch_dim = sketch_dim
+        self.seed = sketch_seed(random_state)
+        self.sketches: dict[str, CountSketch | None] = {}
 
 
 Factor = Tensor | Kron | PatchKron

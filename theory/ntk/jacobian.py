@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jacrev, vmap
 
-from theory.ntk._factors import CountSketch, sketch_seed
+from theory.ntk._factors import CountSketch, SketchedBackend
 from theory.ntk._guards import probe_model
 from theory.ntk._model import ModelView, make_view, translate_torch_func_errors
 
@@ -69,7 +69,7 @@ def contract(g1: Tensor, g2: Tensor, mode: str) -> Tensor:
     return (g1.reshape(b1 * o, p) @ g2.reshape(b2 * o, p).T).reshape(b1, o, b2, o).permute(0, 2, 1, 3)
 
 
-class JacobianBackend:
+class JacobianBackend(SketchedBackend):
     """Kernel blocks as contractions of per-sample Jacobian blocks, one parameter group at a time.
 
     With ``sketch_dim`` = k each owning module's Jacobian columns (if more than k) are count-sketched to k.
@@ -83,14 +83,9 @@ class JacobianBackend:
         sketch_dim: int | None = None,
         random_state: int | None = None,
     ) -> None:
-        self.view = view
-        self.groups = groups
-        self.mode = mode
-        self.sketch_dim = sketch_dim
-        self.seed = sketch_seed(random_state)
+        super().__init__(view, groups, mode, sketch_dim, random_state)
         owners = view.groups
         self.owners = {key: [o for o in owners if set(owners[o]) & set(names)] for key, names in groups.items()}
-        self.sketches: dict[str, CountSketch | None] = {}
 
     def _width(self, owner: str) -> int:
         size = sum(self.view.params[n].numel() for n in self.view.groups[owner])

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from theory.ntk import _factors
-from theory.ntk._factors import CountSketch, Factor, Kron, PatchKron
+from theory.ntk._factors import CountSketch, Factor, Kron, PatchKron, SketchedBackend
 from theory.ntk._model import ModelView
 
 logger = logging.getLogger("theory.ntk")
@@ -82,7 +82,7 @@ def _count_calls(view: ModelView, x: Tensor) -> dict[str, int]:
     return calls
 
 
-class StructuredBackend:
+class StructuredBackend(SketchedBackend):
     """Kernel blocks from per-layer factors (hooked inputs a and δ), one group per owning module.
 
     With ``sketch_dim`` = k, each layer contracted through per-sample gradients with more than k of them is
@@ -97,14 +97,9 @@ class StructuredBackend:
         sketch_dim: int | None = None,
         random_state: int | None = None,
     ) -> None:
-        self.view = view
-        self.groups = groups
-        self.mode = mode
+        super().__init__(view, groups, mode, sketch_dim, random_state)
         self.owners = _owners(view)
         self.selected = set(view.names)
-        self.sketch_dim = sketch_dim
-        self.seed = _factors.sketch_seed(random_state)
-        self.sketches: dict[str, CountSketch | None] = {}
         self.channels_last = any(isinstance(m, nn.Conv2d) for m in self.owners.values())
 
     def _forward(self, x: Tensor, capture, captured: tuple[dict, ...]) -> Tensor:
