@@ -156,6 +156,14 @@ def _phenomena(doc: Document, store: StoreLike, runs: pd.DataFrame, fig_dir: Pat
         by = f" by {' and '.join(axes[:2])}" if axes else ""
         doc.add(Heading(str(spec), 3), Figure(plotted.path, _caption(f"{spec}: {outcome}{by}, seeds {seeds}", plotted)))
         paths.append(plotted.path)
+        telescoped = store.records(run_ids=part["run_id"].tolist(), quantities=["p_train", "p_test"])
+        if telescoped["step"].nunique() > 1:  # the telescope quantity along training (Jeffares et al. 2024)
+            plotted = _figures.phenomenon_curves(part, telescoped, axes, "p_test",
+                                                 fig_dir / f"effective-parameters-{_slug(spec)}.png", seed=seed,
+                                                 finals=False)  # fmt: skip
+            text = f"{spec}: the telescoping model's effective parameters along training (p_train dashed, p_test solid)"
+            doc.add(Figure(plotted.path, _caption(f"{text}{by}, seeds {seeds}", plotted)))
+            paths.append(plotted.path)
     return paths
 
 

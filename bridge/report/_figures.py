@@ -92,10 +92,11 @@ CONTROL_STYLES = {"reinit": ":", "random": "-."}
 
 
 def _pair(outcome: str, available: Sequence[str]) -> list[str]:
-    """``[train_x, test_x]`` for an outcome ``test_x`` whose training counterpart is available, else ``[outcome]``,
+    """``[train_x, test_x]`` for an outcome ``test_x`` whose training counterpart is available (``[p_train, p_test]``
+    for the effective parameters), else ``[outcome]``,
     followed by the available control outcomes ``reinit_x``, ``random_x`` (:data:`CONTROL_STYLES`)."""
-    train = "train_" + outcome.removeprefix("test_")
-    names = [train, outcome] if outcome.startswith("test_") and train in available else [outcome]
+    train = "p_train" if outcome == "p_test" else "train_" + outcome.removeprefix("test_")
+    names = [train, outcome] if outcome.startswith(("test_", "p_test")) and train in available else [outcome]
     return names + [f"{c}_{outcome}" for c in CONTROL_STYLES if f"{c}_{outcome}" in available]
 
 
@@ -110,7 +111,7 @@ def _style(quantity: str) -> str:
     control = quantity.split("_", 1)[0]
     if control in CONTROL_STYLES:
         return CONTROL_STYLES[control]
-    return "--" if quantity.startswith(("train_", "step_train")) else "-"
+    return "--" if quantity.startswith(("train_", "step_train", "p_train")) else "-"
 
 
 def interpolation_threshold(finals: pd.DataFrame, axis: str) -> tuple[float, str]:
@@ -133,7 +134,14 @@ def interpolation_threshold(finals: pd.DataFrame, axis: str) -> tuple[float, str
 
 
 def phenomenon_curves(
-    runs: pd.DataFrame, records: pd.DataFrame, axes: Sequence[str], outcome: str, path: Path, *, seed: int = 0
+    runs: pd.DataFrame,
+    records: pd.DataFrame,
+    axes: Sequence[str],
+    outcome: str,
+    path: Path,
+    *,
+    seed: int = 0,
+    finals: bool = True,
 ) -> Plotted:
     """A phenomenon's curves, means over seeds with 95% CIs, one colour and marker per value of the first sweep axis
     and one facet per value of the second (further axes are averaged, and the caption says so).
@@ -141,7 +149,8 @@ def phenomenon_curves(
     Left (when runs record several steps): ``outcome`` and its training counterpart (dashed) along training, the
     mean generalisation step ``step_test_fit`` marked when the runs have it. Right: the final values against the
     first axis: ``step_train_fit``/``step_test_fit`` when present (the grokking delay), else final train and test
-    values, with the interpolation threshold (:func:`interpolation_threshold`) marked per facet."""
+    values, with the interpolation threshold (:func:`interpolation_threshold`) marked per facet; ``finals=False``
+    leaves the right panel out (e.g. p_train/p_test along training next to a phenomenon's own figure)."""
     hue, facet = (list(axes) + [None, None])[:2]
     runs = runs.reset_index(drop=True)
     notes = [f"averaged over {', '.join(axes[2:])}"] if len(axes) > 2 else []
@@ -150,11 +159,15 @@ def phenomenon_curves(
     along = records[records["quantity"].isin(along_names)].merge(runs[keep], on="run_id")
     facets = levels(runs[facet]) if facet else [None]
     many_steps = along["step"].nunique() > 1
-    panels = (len(facets) if many_steps else 0) + 1
+    panels = (len(facets) if many_steps else 0) + int(finals)
     fig, grid = plt.subplots(1, panels, figsize=(PANEL[0] * panels, PANEL[1]), squeeze=False)
     colours = palette(runs[hue]) if hue else {None: (0.2, 0.2, 0.5, 1.0)}
     markers = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(colours)}
     generalisation = []
+    spread = along["value"].abs()
+    wide_range = bool(many_steps and spread.max() > 100 * max(1.0, float(spread.median())))
+    if wide_range:  # e.g. a run whose telescoping model diverges at its last steps
+        notes.append("along training on a symmetric-log y axis: some values exceed 100 times the median")
     if many_steps:
         for ax, level in zip(grid[0], facets, strict=False):
             part = along if facet is None else along[along[facet] == level]
@@ -171,10 +184,14 @@ def phenomenon_curves(
             if along["step"].min() >= 0 and along["step"].max() > 10:
                 ax.set_xscale("symlog", linthresh=1)
                 ax.set_xlim(left=0)
+            if wide_range:
+                ax.set_yscale("symlog", linthresh=1)
+                if along["value"].min() >= 0:
+                    ax.set_ylim(bottom=0)
             title = "along training" + (f", {facet} = {label(level)}" if facet else "")
             ax.set(ylabel=_ylabel(along_names), title=title)
         _legend(grid[0, 0], hue, colours, markers, along_names, bool(generalisation))
-    finals, thresholds = _final_panel(grid[0, -1], runs, hue, facet, outcome, seed)
+    final_values, thresholds = _final_panel(grid[0, -1], runs, hue, facet, outcome, seed) if finals else (None, [])
     if generalisation:
         notes.append("dotted verticals: the mean generalisation step (step_test_fit) of each configuration")
     for row in thresholds:
@@ -182,7 +199,7 @@ def phenomenon_curves(
         notes.append(f"interpolation threshold{where}: {hue} = {label(row['threshold'])} ({row['rule']})")
     data = {
         "along": along,
-        "final": finals,
+        "final": final_values,
         "thresholds": pd.DataFrame(thresholds, columns=["facet", "threshold", "rule"]),
         "generalisation": pd.DataFrame(generalisation, columns=["facet", "hue", "step"]),
     }

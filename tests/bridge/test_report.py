@@ -625,3 +625,25 @@ def test_a_hypothesis_read_at_an_event_is_saved_as_json_and_read_back() -> None:
     assert payload["at"] == {"expression": "1 - sparsity", "above": 0.8}
     assert at_from_payload(payload["at"]) == h.at
     assert at_from_payload("final") == "final" and at_from_payload(3) == 3
+
+
+def test_effective_parameters_along_training_have_their_own_panel(figures_kept, tmp_path) -> None:
+    """p_train (dashed) and p_test (solid) of the telescoping model along training, without a final panel; one run
+    that diverges at its last step puts the axis on a symmetric-log scale, and the caption says so."""
+    runs = pd.DataFrame({"run_id": ["a", "b", "c", "d"], "alpha": [1.0, 1.0, 2.0, 2.0], "seed": [0, 1, 0, 1],
+                         "step_test_fit": [20.0, 30.0, 60.0, 50.0]})  # fmt: skip
+    steps = [0, 10, 20, 40, 80]
+    records = pd.DataFrame(
+        [{"run_id": r, "quantity": q, "step": s, "value": (2 if q == "p_train" else 1) * (s + 1)}
+         for r in runs["run_id"] for q in ("p_train", "p_test") for s in steps]
+    )  # fmt: skip
+    plotted = _figures.phenomenon_curves(runs, records, ["alpha"], "p_test", tmp_path / "p.png", finals=False)
+    (fig,) = figures_kept
+    (ax,) = fig.axes
+    assert plotted.data["final"] is None and set(plotted.data["along"]["quantity"]) == {"p_train", "p_test"}
+    assert len([line for line in ax.get_lines() if line.get_linestyle() == "--" and len(line.get_xdata()) > 2]) == 2
+    assert ax.get_yscale() == "linear" and not any("symmetric-log" in n for n in plotted.notes)
+    records.loc[(records["run_id"] == "a") & (records["step"] == 80), "value"] = 1e6
+    plotted = _figures.phenomenon_curves(runs, records, ["alpha"], "p_test", tmp_path / "q.png", finals=False)
+    assert figures_kept[-1].axes[0].get_yscale() == "symlog"
+    assert any("symmetric-log" in n for n in plotted.notes)
