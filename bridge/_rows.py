@@ -107,7 +107,10 @@ def _constant_why(data: pd.DataFrame, columns: Sequence[str], unit: str = "runs"
     for c in columns:
         values = data[c].dropna().unique() if c in data.columns else []
         if len(values) == 1:
-            return f"{c} is constant (= {values[0]:.4g}) over the {len(data)} {unit} with values"
+            rows = f"{len(data)} {unit}"
+            if "step" in data.columns and "run_id" in data.columns:  # a claim along training: rows are run × step
+                rows = f"{len(data)} recorded steps of {data['run_id'].nunique()} runs"
+            return f"{c} is constant (= {values[0]:.4g}) over the {rows} with values"
     return None
 
 

@@ -54,13 +54,15 @@ def conditional_panels(
     ``quantity`` against ``outcome`` within strata of the first confounder, one least-squares line per stratum."""
     data = table.dropna(subset=[quantity, outcome, *confounders]).reset_index(drop=True)
     ranks = residual_ranks(data, quantity, outcome, confounders)
-    r = float(np.corrcoef(ranks["rank_x"], ranks["rank_y"])[0, 1]) if len(data) > 2 else float("nan")
+    # a correlation and a line need both columns to vary (the ranks of a constant's rounding residuals are noise)
+    varies = len(data) > 2 and data[quantity].nunique() > 1 and data[outcome].nunique() > 1
+    r = float(np.corrcoef(ranks["rank_x"], ranks["rank_y"])[0, 1]) if varies else float("nan")
     first = confounders[0]
     stratum, how = _strata(data[first])
     fig, (left, right) = plt.subplots(1, 2, figsize=(2 * PANEL[0] + 0.6, PANEL[1]))
     shades = palette(data[first])
     left.scatter(ranks["rank_x"], ranks["rank_y"], c=[shades[v] for v in data[first]], s=36, alpha=0.85)
-    if len(data) > 2:
+    if varies:
         slope, intercept = np.polyfit(ranks["rank_x"], ranks["rank_y"], 1)
         xs = np.array([ranks["rank_x"].min(), ranks["rank_x"].max()])
         left.plot(xs, intercept + slope * xs, color="k", lw=1)

@@ -191,7 +191,8 @@ def partial_rank_correlation(
     if groups.shape != (n,):
         raise ValueError(f"The 'groups' parameter must have one label per run ({n}). Got {groups.shape}.")
     xv, yv = frame[x].to_numpy(float), frame[y].to_numpy(float)
-    marginal = stats.spearmanr(xv, yv)
+    varies = np.ptp(xv) > 0 and np.ptp(yv) > 0  # a constant column has no correlation (and scipy would warn)
+    marginal = tuple(map(float, stats.spearmanr(xv, yv))) if varies else (np.nan, np.nan)
     if method is PartialMethod.RANK:
         xv, yv = stats.rankdata(xv), stats.rankdata(yv)
     rx, ry = xv - basis @ (basis.T @ xv), yv - basis @ (basis.T @ yv)
@@ -236,8 +237,8 @@ def partial_rank_correlation(
             "configurations": len(np.unique(groups)),
             "permutations": f"{len(perms.index)} ({'exact' if perms.exact else 'random'})",
             "interval": interval.method,
-            "marginal r": float(marginal.statistic),
-            "marginal p": float(marginal.pvalue),
+            "marginal r": marginal[0],
+            "marginal p": marginal[1],
             "design": f"{k} columns, rank {rank}"
             + (
                 f" ({k - rank} collinear columns dropped: a confounder takes too few distinct values)"
