@@ -173,6 +173,13 @@ def hypothesis_power(h: Hypothesis, design, reps: int = PLAN_REPS) -> PlannedPow
     notes, bounds = [], set()
     configs, seeds = design.configurations, design.min_per_configuration
     if kind is Kind.RANK:
+        if h.quantity in design.columns and math.factorial(configs) * h.alpha < 1:
+            # the quantity is a sweep axis, the same for every seed of a configuration: permutations that move
+            # configurations whole give its Kendall τ at most G! values, so p >= 1/G! (bridge.stats.nested)
+            why = (f"{h.quantity} labels the {configs} configurations, so the smallest permutation p is "
+                   f"1/{configs}! = {1 / math.factorial(configs):.3g} > α: the claim cannot be supported with so few "
+                   "configurations")  # fmt: skip
+            return PlannedPower(True, 0.0, 0.0, 0, "", configs, seeds, effect, "=", "rule", (why,))
         if effect >= TAU_CEILING:
             notes.append(f"τ {effect:g} is above what the calibration model reaches ({TAU_CEILING}): power at τ "
                          f"{TAU_CEILING}")  # fmt: skip

@@ -313,6 +313,16 @@ def test_power_rules_and_bounds(fake_power) -> None:
     steps = _one('tests = ["kendall"]\nscope = { axes = ["width"], over = "steps" }\nprediction = { kind = "rank" }\n')
     p = plan_hypotheses([steps], runs).hypotheses[0]
     assert p.design.steps == 20 and not p.power.available and "along training" in p.line()
+
+    # a sweep axis as the quantity: with 3 configurations no permutation p reaches α (1/3! > 0.05); with 4 it can
+    def axis_claim(spec: str) -> object:
+        return parse_hypotheses(f'[[hypothesis]]\nname = "h"\nquantity = "width"\noutcome = "y"\ntests = ["kendall"]\n'
+                                f'controls = []\nscope = {{ specs = ["{spec}"], axes = ["width"] }}\n'
+                                'prediction = { kind = "rank" }\n')[0]  # fmt: skip
+
+    p = plan_hypotheses([axis_claim("s3")], _runs({"s3": 3})).hypotheses[0]
+    assert p.power.power == 0 and p.power.source == "rule" and "1/3! = 0.167 > α" in p.power.notes[0]
+    assert plan_hypotheses([axis_claim("s2")], runs).hypotheses[0].power.source != "rule"
     # nothing in scope
     empty = _one('tests = ["kendall"]\nscope = { specs = ["none"] }\nprediction = { kind = "rank" }\n')
     p = plan_hypotheses([empty], runs).hypotheses[0]
