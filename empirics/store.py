@@ -83,6 +83,24 @@ def _columns(conn: sqlite3.Connection, table: str) -> tuple[str, ...]:
 TABLES: dict[str, tuple[str, ...]] = _schema_columns()
 
 
+def _write_ahead_log(conn: sqlite3.Connection, timeout: float = 60.0) -> None:
+    """Put the database in WAL mode, retrying a lock conflict up to ``timeout`` seconds like every other lock: the
+    switch needs an exclusive lock, and SQLite may refuse a conflicting one at once instead of waiting in its busy
+    handler (two drivers opening one store under load failed so once, "database is locked" while opening)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if (
+                getattr(err, "sqlite_errorname", "") not in ("SQLITE_BUSY", "SQLITE_LOCKED")
+                or time.monotonic() > deadline
+            ):
+                raise
+            time.sleep(0.02)
+
+
 class StoreError(ValueError):
     """The store cannot be opened, read or written: the message names the store and says why in plain words."""
 
@@ -237,7 +255,7 @@ class Store:
                 raise StoreError(f"{str(self.db_path)!r} is an empty database, not a unitheory store.")
             version = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
         else:  # only now that the database is known to be a unitheory store (or empty) is anything written
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            _write_ahead_log(self._conn)
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(_SCHEMA)
             with self._transaction() as conn:
