@@ -7,6 +7,7 @@ block of B samples.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -75,17 +76,10 @@ class JacobianBackend(SketchedBackend):
     With ``sketch_dim`` = k each owning module's Jacobian columns (if more than k) are count-sketched to k.
     """
 
-    def __init__(
-        self,
-        view: ModelView,
-        groups: dict[str, tuple[str, ...]],
-        mode: str,
-        sketch_dim: int | None = None,
-        random_state: int | None = None,
-    ) -> None:
-        super().__init__(view, groups, mode, sketch_dim, random_state)
-        owners = view.groups
-        self.owners = {key: [o for o in owners if set(owners[o]) & set(names)] for key, names in groups.items()}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # the arguments of SketchedBackend
+        super().__init__(*args, **kwargs)
+        owners = self.view.groups
+        self.owners = {key: [o for o in owners if set(owners[o]) & set(names)] for key, names in self.groups.items()}
 
     def _width(self, owner: str) -> int:
         size = sum(self.view.params[n].numel() for n in self.view.groups[owner])

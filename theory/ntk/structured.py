@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -89,17 +90,10 @@ class StructuredBackend(SketchedBackend):
     count-sketched to k coordinates (one sketch per layer, drawn from ``random_state``); other layers stay exact.
     """
 
-    def __init__(
-        self,
-        view: ModelView,
-        groups: dict[str, tuple[str, ...]],
-        mode: str,
-        sketch_dim: int | None = None,
-        random_state: int | None = None,
-    ) -> None:
-        super().__init__(view, groups, mode, sketch_dim, random_state)
-        self.owners = _owners(view)
-        self.selected = set(view.names)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # the arguments of SketchedBackend
+        super().__init__(*args, **kwargs)
+        self.owners = _owners(self.view)
+        self.selected = set(self.view.names)
         self.channels_last = any(isinstance(m, nn.Conv2d) for m in self.owners.values())
 
     def _forward(self, x: Tensor, capture, captured: tuple[dict, ...]) -> Tensor:
