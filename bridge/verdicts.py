@@ -340,18 +340,13 @@ def judge(
         given = ", ".join(hypothesis.confounders) or "nothing"
         return _correlation(f"partial rank correlation given {given}", result, p_for, p_against, a, s, margin, where)
     if test in (Test.CMI, Test.CMI_PGDL):
-        if p_against < a:
-            return Judgement(
-                Outcome.FAIL,
-                f"signed {test.value}{where} = {_fmt(stat)}: the quantity tracks the outcome "
-                f"the other way ({p_against_text(p_against)})",
-            )
-        if p_for < a:
-            return Judgement(Outcome.PASS, f"signed {test.value}{where} = {_fmt(stat)} ({p_for_text(p_for)})")
-        return Judgement(
-            Outcome.INCONCLUSIVE,
-            f"signed {test.value}{where} = {_fmt(stat)} is not significant ({p_for_text(p_for)})",
-        )
+        signed = f"signed {test.value}{where} = {_fmt(stat)}"
+        return _by_evidence(
+            p_for, p_against, a,
+            against=f"{signed}: the quantity tracks the outcome the other way ({p_against_text(p_against)})",
+            supports=f"{signed} ({p_for_text(p_for)})",
+            neither=f"{signed} is not significant ({p_for_text(p_for)})",
+        )  # fmt: skip
     if test is Test.ROBUST:
         worst = result.details.get("worst environment", "?")
         figures = (
@@ -359,51 +354,46 @@ def judge(
             f"{_fmt(result.details.get('all: mean', np.nan))}, {result.details.get('environments kept')} "
             f"environments)"
         )
-        if p_against < a:
-            return Judgement(
-                Outcome.FAIL,
-                f"{figures}: some environment is significantly worse than a coin flip "
-                f"(worst: {worst}; {p_against_text(p_against)})",
-            )
-        if p_for < a:
-            return Judgement(
-                Outcome.PASS,
-                f"{figures}: every environment is significantly better than a coin flip ({p_for_text(p_for)})",
-            )
-        return Judgement(
-            Outcome.INCONCLUSIVE,
-            f"{figures}: not every environment is shown to beat a coin flip ({p_for_text(p_for)}; worst: {worst})",
-        )
+        return _by_evidence(
+            p_for, p_against, a,
+            against=f"{figures}: some environment is significantly worse than a coin flip "
+                    f"(worst: {worst}; {p_against_text(p_against)})",
+            supports=f"{figures}: every environment is significantly better than a coin flip ({p_for_text(p_for)})",
+            neither=f"{figures}: not every environment is shown to beat a coin flip ({p_for_text(p_for)}; worst: "
+                    f"{worst})",
+        )  # fmt: skip
     if test is Test.EVENT:
         tol = hypothesis.prediction.tolerance
         lags = f"mean lag {_fmt(stat)} steps {_units(result)}"
         if gaps := result.details.get("runs without a lag"):
             lags += f" ({gaps})"
-        if p_against < a:
-            return Judgement(
-                Outcome.FAIL,
-                f"the second event comes first by more than {tol:g} steps: {lags} ({p_against_text(p_against)})",
-            )
-        if p_for < a:
-            return Judgement(Outcome.PASS, f"{lags} > -{tol:g} ({p_for_text(p_for)})")
-        return Judgement(
-            Outcome.INCONCLUSIVE,
-            f"{lags}: the event order is not significant ({p_for_text(p_for)}; {p_against_text(p_against)})",
-        )
+        return _by_evidence(
+            p_for, p_against, a,
+            against=f"the second event comes first by more than {tol:g} steps: {lags} ({p_against_text(p_against)})",
+            supports=f"{lags} > -{tol:g} ({p_for_text(p_for)})",
+            neither=f"{lags}: the event order is not significant ({p_for_text(p_for)}; {p_against_text(p_against)})",
+        )  # fmt: skip
     # TOST
     m, units = hypothesis.equivalence_margin, _units(result)
-    if p_against < a:
-        return Judgement(
-            Outcome.FAIL,
-            f"the difference {_fmt(stat)} lies significantly outside the margin {m:g} {units} "
-            f"({p_against_text(p_against)})",
-        )
-    if p_for < a:
-        return Judgement(Outcome.PASS, f"TOST shows |difference| < {m:g} {units} ({p_for_text(p_for)})")
-    return Judgement(
-        Outcome.INCONCLUSIVE,
-        f"equivalence within {m:g} is not shown {units} (difference {_fmt(stat)}; {p_for_text(p_for)})",
-    )
+    return _by_evidence(
+        p_for, p_against, a,
+        against=f"the difference {_fmt(stat)} lies significantly outside the margin {m:g} {units} "
+                f"({p_against_text(p_against)})",
+        supports=f"TOST shows |difference| < {m:g} {units} ({p_for_text(p_for)})",
+        neither=f"equivalence within {m:g} is not shown {units} (difference {_fmt(stat)}; {p_for_text(p_for)})",
+    )  # fmt: skip
+
+
+def _by_evidence(
+    p_for: float, p_against: float, alpha: float, *, against: str, supports: str, neither: str
+) -> Judgement:
+    """The one rule for a test without an interval (module docstring): fail on significant evidence against the
+    prediction, pass on significant evidence for it, else inconclusive; each text is that outcome's reason."""
+    if p_against < alpha:
+        return Judgement(Outcome.FAIL, against)
+    if p_for < alpha:
+        return Judgement(Outcome.PASS, supports)
+    return Judgement(Outcome.INCONCLUSIVE, neither)
 
 
 def _units(result: TestResult) -> str:
