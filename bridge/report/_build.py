@@ -149,14 +149,15 @@ def _phenomena(doc: Document, store: StoreLike, runs: pd.DataFrame, fig_dir: Pat
             "train_" + outcome.removeprefix("test_"),
             *(f"{c}_{outcome}" for c in _figures.CONTROL_STYLES),
         ]
-        records = store.records(run_ids=part["run_id"].tolist(), quantities=wanted)
+        # one read for both figures: each draws only its own quantities
+        records = store.records(run_ids=part["run_id"].tolist(), quantities=[*wanted, "p_train", "p_test"])
         plotted = _figures.phenomenon_curves(part, records, axes, outcome, fig_dir / f"curve-{_slug(spec)}.png",
                                              seed=seed)  # fmt: skip
         seeds = ", ".join(map(str, sorted(part["seed"].unique().tolist())))
         by = f" by {' and '.join(axes[:2])}" if axes else ""
         doc.add(Heading(str(spec), 3), Figure(plotted.path, _caption(f"{spec}: {outcome}{by}, seeds {seeds}", plotted)))
         paths.append(plotted.path)
-        telescoped = store.records(run_ids=part["run_id"].tolist(), quantities=["p_train", "p_test"])
+        telescoped = records[records["quantity"].isin(["p_train", "p_test"])]
         if telescoped["step"].nunique() > 1:  # the telescope quantity along training (Jeffares et al. 2024)
             plotted = _figures.phenomenon_curves(part, telescoped, axes, "p_test",
                                                  fig_dir / f"effective-parameters-{_slug(spec)}.png", seed=seed,

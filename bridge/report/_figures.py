@@ -93,8 +93,8 @@ CONTROL_STYLES = {"reinit": ":", "random": "-."}
 
 def _pair(outcome: str, available: Sequence[str]) -> list[str]:
     """``[train_x, test_x]`` for an outcome ``test_x`` whose training counterpart is available (``[p_train, p_test]``
-    for the effective parameters), else ``[outcome]``,
-    followed by the available control outcomes ``reinit_x``, ``random_x`` (:data:`CONTROL_STYLES`)."""
+    for the effective parameters), else ``[outcome]``, followed by the available control outcomes ``reinit_x``,
+    ``random_x`` (:data:`CONTROL_STYLES`)."""
     train = "p_train" if outcome == "p_test" else "train_" + outcome.removeprefix("test_")
     names = [train, outcome] if outcome.startswith(("test_", "p_test")) and train in available else [outcome]
     return names + [f"{c}_{outcome}" for c in CONTROL_STYLES if f"{c}_{outcome}" in available]
