@@ -98,26 +98,25 @@ class Memo:
         return self.results[key]
 
 
-def _constant_why(data: pd.DataFrame, columns: Sequence[str], unit: str = "runs") -> str | None:
+def _constant_why(data: pd.DataFrame, columns: Sequence[str]) -> str | None:
     """Why a rank statistic of ``columns`` is undefined on ``data``: too few runs, or a constant column; None if
-    neither."""
+    neither. A claim along training has one row per run and recorded step, and is counted so."""
     if len(data) < 2:
         has = "has" if len(data) == 1 else "have"
-        return f"{len(data)} of the {unit} in scope {has} values (a rank statistic needs at least 2)"
+        return f"{len(data)} of the runs in scope {has} values (a rank statistic needs at least 2)"
+    along = "step" in data.columns and "run_id" in data.columns
+    rows = f"{len(data)} recorded steps of {data['run_id'].nunique()} runs" if along else f"{len(data)} runs"
     for c in columns:
         values = data[c].dropna().unique() if c in data.columns else []
         if len(values) == 1:
-            rows = f"{len(data)} {unit}"
-            if "step" in data.columns and "run_id" in data.columns:  # a claim along training: rows are run × step
-                rows = f"{len(data)} recorded steps of {data['run_id'].nunique()} runs"
             return f"{c} is constant (= {values[0]:.4g}) over the {rows} with values"
     return None
 
 
-def _absent(table: pd.DataFrame, columns: Sequence[str], unit: str = "runs") -> str:
-    """Which of ``columns`` have no value in how many rows of ``table`` ("" if none)."""
+def _absent(table: pd.DataFrame, columns: Sequence[str]) -> str:
+    """Which of ``columns`` have no value in how many runs of ``table`` ("" if none)."""
     counts = {c: int(table[c].isna().sum()) for c in dict.fromkeys(columns) if c in table.columns}
-    missing = [f"{c} has no value in {k} of the {len(table)} {unit} in scope" for c, k in counts.items() if k]
+    missing = [f"{c} has no value in {k} of the {len(table)} runs in scope" for c, k in counts.items() if k]
     return "; ".join(missing)
 
 
