@@ -83,8 +83,12 @@ def _columns(conn: sqlite3.Connection, table: str) -> tuple[str, ...]:
 TABLES: dict[str, tuple[str, ...]] = _schema_columns()
 
 
-def _write_ahead_log(conn: sqlite3.Connection, timeout: float = 60.0) -> None:
-    """Put the database in WAL mode, retrying a lock conflict up to ``timeout`` seconds like every other lock: the
+#: seconds a connection waits for another process's lock on the store before giving up
+LOCK_TIMEOUT_S = 60.0
+
+
+def _write_ahead_log(conn: sqlite3.Connection, timeout: float = LOCK_TIMEOUT_S) -> None:
+    """Put the database in WAL mode, retrying a lock conflict up to ``timeout`` seconds, as every other lock waits: the
     switch needs an exclusive lock, and SQLite may refuse a conflicting one at once instead of waiting in its busy
     handler (two drivers opening one store under load failed so once, "database is locked" while opening)."""
     deadline = time.monotonic() + timeout
@@ -222,9 +226,9 @@ class Store:
 
     def _connect(self) -> sqlite3.Connection:
         if not self.readonly:
-            return sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None)
+            return sqlite3.connect(self.db_path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
         uri = f"file:{pathname2url(str(self.db_path.resolve()))}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+        conn = sqlite3.connect(uri, uri=True, timeout=LOCK_TIMEOUT_S, isolation_level=None)
         try:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         except sqlite3.OperationalError as err:
